@@ -1,0 +1,182 @@
+"""ONNX file → linalg-on-tensors MLIR at IREE's `input` phase, before fusion.
+
+The import runs in-process through IREE's ONNX importer so node names survive as MLIR locations
+(`loc("/features/features.0/Conv")`), then IREE's pipeline stops at the `input` phase: one plain
+entry function of tensors, convs and matmuls still separate. Weights are imported as dense
+elements (not dense resources) so the native passes can read them through the C API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from iree.compiler import ir
+from iree.compiler.extras import onnx_importer
+
+from . import ir_session
+from .errors import QuantuneError
+
+# Above this many elements a single tensor is refused before anything is allocated.
+MAX_TENSOR_ELEMENTS = 1 << 31
+
+IMPORT_FLAGS = ("--iree-torch-emit-async-entry-points=false",)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output: ONNX name, static shape and numpy dtype name."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model lowered to IREE's `input` phase, as MLIR bytecode plus what is known about it."""
+
+    path: str
+    sha256: str
+    bytecode: bytes
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    node_ops: Mapping[str, str]  # ONNX node name → op type
+
+
+class _DenseContextCache(onnx_importer.ContextCache):
+    """Imports float initializers as DenseElementsAttr, readable through the MLIR C API."""
+
+    def tensor_proto_to_attr(self, tp: onnx.TensorProto) -> ir.Attribute:
+        if tp.HasField("raw_data") and tp.data_type in (
+            onnx.TensorProto.FLOAT,
+            onnx.TensorProto.DOUBLE,
+            onnx.TensorProto.FLOAT16,
+        ):
+            array = onnx.numpy_helper.to_array(tp)
+            return ir.DenseElementsAttr.get(
+                np.ascontiguousarray(array), type=self.tensor_proto_to_builtin_type(tp)
+            )
+        return super().tensor_proto_to_attr(tp)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_onnx(path: str) -> onnx.ModelProto:
+    """Reads and checks an ONNX file; every failure is one QuantuneError line."""
+    if not os.path.exists(path):
+        raise QuantuneError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise QuantuneError(f"{path}: is a directory, expected an .onnx file")
+    if os.path.getsize(path) == 0:
+        raise QuantuneError(f"{path}: file is empty, expected an ONNX model")
+    try:
+        model = onnx.load(path)
+    except OSError as exc:
+        raise QuantuneError(f"{path}: cannot read the model or its external data ({exc})") from None
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise QuantuneError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise QuantuneError(f"{path}: not an ONNX model (no graph or no nodes)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QuantuneError(f"{path}: invalid ONNX model: {first}") from None
+    return model
+
+
+def _dims(name: str, t: onnx.TypeProto) -> list[int | str]:
+    if not t.HasField("tensor_type"):
+        raise QuantuneError(f"'{name}' is not a tensor; only tensor inputs/outputs are supported")
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in t.tensor_type.shape.dim
+    ]
+
+
+def _spec(value: onnx.ValueInfoProto, path: str) -> TensorSpec:
+    dims = _dims(value.name, value.type)
+    if any(not isinstance(d, int) or d <= 0 for d in dims):
+        raise QuantuneError(
+            f"{path}: '{value.name}' has dynamic shape {dims}; give a static shape with "
+            f"--input-shape {value.name}=1,3,224,224 (for example)"
+        )
+    if int(np.prod(dims, dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
+        raise QuantuneError(
+            f"{path}: '{value.name}' has {np.prod(dims, dtype=np.float64):.3g} elements, "
+            f"over the limit of {MAX_TENSOR_ELEMENTS}"
+        )
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    return TensorSpec(value.name, tuple(int(d) for d in dims), np.dtype(dtype).name)
+
+
+def _apply_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str
+) -> None:
+    inputs = {i.name: i for i in model.graph.input}
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise QuantuneError(f"{path}: --input-shape names '{name}', which is not an input")
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise QuantuneError(
+                f"{path}: input '{name}' has rank {len(dims)}, --input-shape gives {len(shape)}"
+            )
+        for d, v in zip(dims, shape):
+            d.Clear()
+            d.dim_value = int(v)
+
+
+def import_onnx(path: str, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ImportedModel:
+    """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused)."""
+    model = load_onnx(path)
+    if input_shapes:
+        _apply_input_shapes(model, input_shapes, path)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QuantuneError(f"{path}: ONNX shape inference failed: {first}") from None
+
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = tuple(_spec(i, path) for i in model.graph.input if i.name not in initializers)
+    outputs = tuple(_spec(o, path) for o in model.graph.output)
+    node_ops = {n.name: n.op_type for n in model.graph.node if n.name}
+
+    session = ir_session.new_session(IMPORT_FLAGS)
+    try:
+        info = onnx_importer.ModelInfo(model)
+        module = info.create_module(context=session.context).operation
+        importer = onnx_importer.NodeImporter.define_function(
+            info.main_graph, module, context_cache=_DenseContextCache(session.context)
+        )
+        importer.import_all()
+    except onnx_importer.OnnxImportError as exc:
+        raise QuantuneError(f"{path}: ONNX import failed: {exc}") from None
+
+    ok, diags, _ = ir_session.run_pipeline(session, module, compile_to="input")
+    if not ok:
+        node, msg = ir_session.first_error(diags)
+        if node:
+            op = node_ops.get(node, "?")
+            raise QuantuneError(f"{path}: cannot lower ONNX node '{node}' (op {op}): {msg}")
+        raise QuantuneError(f"{path}: cannot lower the model to linalg: {msg}")
+    return ImportedModel(
+        path=path,
+        sha256=_sha256(path),
+        bytecode=ir_session.to_bytecode(module),
+        inputs=inputs,
+        outputs=outputs,
+        node_ops=node_ops,
+    )
