@@ -79,19 +79,24 @@ MlirOperation soleUser(MlirValue v) {
   return mlirOpOperandGetOwner(use);
 }
 
-/// Walks back from the op's input through the node's own pad/reshapes.
-MlirValue activationInput(MlirValue v, const std::string &node) {
+/// Walks back from the op's input through the node's own pad/reshapes,
+/// recording them (in program order) in `prologue`.
+MlirValue activationInput(MlirValue v, const std::string &node,
+                          std::vector<MlirOperation> &prologue) {
   for (;;) {
     MlirOperation def = sameNodeProducer(v, node);
     if (mlirOperationIsNull(def) || !isShapeOnly(opName(def)))
       return v;
+    prologue.insert(prologue.begin(), def);
     v = mlirOperationGetOperand(def, 0);
   }
 }
 
 /// Walks forward from the op's result through the node's own epilogue (the
-/// Gemm bias add, a reshape back) while each value has a single user.
-MlirValue nodeOutput(MlirValue v, const std::string &node) {
+/// Gemm bias add, a reshape back) while each value has a single user,
+/// recording the ops in `epilogue`.
+MlirValue nodeOutput(MlirValue v, const std::string &node,
+                     std::vector<MlirOperation> &epilogue) {
   for (;;) {
     MlirOperation user = soleUser(v);
     if (mlirOperationIsNull(user) || mlirOperationGetNumResults(user) != 1 ||
@@ -100,6 +105,7 @@ MlirValue nodeOutput(MlirValue v, const std::string &node) {
     std::string_view name = opName(user);
     if (name != "linalg.generic" && !isShapeOnly(name))
       return v;
+    epilogue.push_back(user);
     v = mlirOperationGetResult(user, 0);
   }
 }
@@ -165,8 +171,10 @@ MlirWalkResult visit(MlirOperation op, void *userData) {
   layer.opName = std::string(opName(op));
   layer.node = nodeName(mlirOperationGetLocation(op));
   layer.elementType = printType(mlirShapedTypeGetElementType(inType));
-  layer.input = activationInput(mlirOperationGetOperand(op, 0), layer.node);
-  layer.output = nodeOutput(mlirOperationGetResult(op, 0), layer.node);
+  layer.input = activationInput(mlirOperationGetOperand(op, 0), layer.node,
+                                layer.prologue);
+  layer.output = nodeOutput(mlirOperationGetResult(op, 0), layer.node,
+                            layer.epilogue);
   layer.inputShape = staticShape(layer.input);
   layer.weightShape = staticShape(mlirOperationGetOperand(op, 1));
   layer.outputShape = staticShape(layer.output);

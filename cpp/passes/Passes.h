@@ -35,6 +35,9 @@ struct Layer {
   MlirValue input{nullptr};  // activation as the node receives it (before its pad)
   MlirValue output{nullptr}; // the node's result (after its own bias/reshape)
   MlirValue weight() const;  // the op's weight operand (operand 1)
+  // The node's own ops around `op`, in program order: input → prologue → op
+  // → epilogue → output (pads/reshapes before, bias/reshape after).
+  std::vector<MlirOperation> prologue, epilogue;
   std::vector<int64_t> inputShape, weightShape, outputShape;
   // The weight, when it is a constant reached through transposes/reshapes.
   bool weightIsConstant = false;
@@ -61,7 +64,8 @@ struct TapResult {
 
 /// State shared between the caller and the quantune-insert-taps pass.
 struct InsertTapsOptions {
-  std::vector<int64_t> layerIds; // empty: tap every layer
+  bool allLayers = true;          // tap every layer, else only layerIds
+  std::vector<int64_t> layerIds;
   TapResult result;              // filled in by the pass
   std::string error;             // why the pass failed, if it did
 };

@@ -161,8 +161,10 @@ PYBIND11_MODULE(_native, m) {
       [](const py::object &module, std::optional<std::vector<int64_t>> ids) {
         MlirOperation op = toModuleOp(module);
         InsertTapsOptions options;
-        if (ids)
+        if (ids) {
+          options.allLayers = false;
           options.layerIds = *ids;
+        }
         runPass(op, createInsertTapsPass(&options), options.error);
         return options.result;
       },

@@ -63,6 +63,7 @@ def first_error(diagnostics: str) -> tuple[str, str]:
         if "error" in line.lower() or "failed" in line.lower():
             m = _LOC.search(line)
             msg = line.split(": ", 1)[1] if ": " in line else line
+            msg = msg.split(": %", 1)[0]  # drop the printed op that may follow
             return (m.group(1) if m else "", msg.strip())
     return ("", lines[0].strip() if lines else "no diagnostic was emitted")
 

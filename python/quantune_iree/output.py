@@ -1,0 +1,47 @@
+"""Atomic output files: written to a temporary file beside the target, then renamed over it.
+
+A reader (a mobile app loading the vmfb) therefore sees the old file or the whole new one, never a
+partial write; on any failure the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from .errors import QuantuneError
+
+
+def check_writable(path: str) -> None:
+    """Fails early, before any work, when `path` cannot be written."""
+    if os.path.isdir(path):
+        raise QuantuneError(f"{path}: is a directory, expected an output file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise QuantuneError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise QuantuneError(f"{path}: output folder {parent} is not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise QuantuneError(f"{path}: exists and is not writable")
+
+
+def write_atomic(path: str, data: bytes | str) -> None:
+    check_writable(path)
+    payload = data.encode() if isinstance(data, str) else data
+    parent = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise QuantuneError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

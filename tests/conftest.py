@@ -1,0 +1,46 @@
+"""Shared fixtures: the real models next to the checkout (skipped when absent) and small models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+import pytest
+
+import models
+
+SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+
+
+def shared_model(name: str) -> str:
+    path = SHARED_EVAL / "models" / name
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared is optional)")
+    return str(path)
+
+
+@pytest.fixture
+def calib_images() -> str:
+    path = SHARED_EVAL / "images" / "calib"
+    if not path.is_dir():
+        pytest.skip(f"{path} not present (../shared is optional)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def conv_stack_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("models") / "conv_stack.onnx"
+    onnx.save(models.conv_stack(), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def conv_stack_model(conv_stack_path: str):  # noqa: ANN201 - ImportedModel
+    from quantune_iree.importer import import_onnx
+
+    return import_onnx(conv_stack_path)
+
+
+def listing(path: str) -> list[str]:
+    return sorted(os.listdir(path))
