@@ -13,7 +13,9 @@ def _iree_lib() -> pathlib.Path:
     spec = importlib.util.find_spec("iree.compiler")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("iree-base-compiler is not installed in the build environment")
-    lib = pathlib.Path(list(spec.submodule_search_locations)[0]) / "_mlir_libs" / "libIREECompiler.so"
+    lib = (
+        pathlib.Path(list(spec.submodule_search_locations)[0]) / "_mlir_libs" / "libIREECompiler.so"
+    )
     if not lib.exists():
         sys.exit(f"{lib} does not exist")
     return lib

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import models
 import onnx
 import pytest
-
-import models
 
 SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 

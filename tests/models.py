@@ -14,9 +14,9 @@ def _init(name: str, array: np.ndarray) -> TensorProto:
 def conv_stack(seed: int = 0) -> onnx.ModelProto:
     """Every quantizable kind once, with a Relu between, NCHW 1x4x10x10 in, 1x5 out.
 
-        x ─ conv (4→8, 3x3, pad 1, bias) ─ Relu ─ dwconv (8, group 8, 3x3, pad 1) ─ Relu
-          ─ gconv (8→8, group 2, 3x3, stride 2, pad 1) ─ conv1x1 (8→6, no bias)
-          ─ GlobalAveragePool ─ Flatten ─ Gemm (6→7, transB, bias) ─ MatMul (7→5) ─ y
+    x ─ conv (4→8, 3x3, pad 1, bias) ─ Relu ─ dwconv (8, group 8, 3x3, pad 1) ─ Relu
+      ─ gconv (8→8, group 2, 3x3, stride 2, pad 1) ─ conv1x1 (8→6, no bias)
+      ─ GlobalAveragePool ─ Flatten ─ Gemm (6→7, transB, bias) ─ MatMul (7→5) ─ y
     """
     rng = np.random.default_rng(seed)
     inits = [
@@ -34,11 +34,19 @@ def conv_stack(seed: int = 0) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
-        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], name="dwconv1", group=8,
-                         pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv", ["r0", "w1", "b1"], ["c1"], name="dwconv1", group=8, pads=[1, 1, 1, 1]
+        ),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="gconv2", group=2,
-                         pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node(
+            "Conv",
+            ["r1", "w2", "b2"],
+            ["c2"],
+            name="gconv2",
+            group=2,
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+        ),
         helper.make_node("Conv", ["c2", "w3"], ["c3"], name="conv3"),
         helper.make_node("GlobalAveragePool", ["c3"], ["p"], name="pool"),
         helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
@@ -46,7 +54,8 @@ def conv_stack(seed: int = 0) -> onnx.ModelProto:
         helper.make_node("MatMul", ["g", "wm"], ["y"], name="matmul"),
     ]
     graph = helper.make_graph(
-        nodes, "conv_stack",
+        nodes,
+        "conv_stack",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 10, 10])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
         inits,

@@ -6,7 +6,6 @@ import onnx
 import pytest
 from conftest import shared_model
 from onnx import TensorProto, helper
-
 from quantune_iree.errors import QuantuneError
 from quantune_iree.importer import import_onnx
 
@@ -58,7 +57,9 @@ def _single_node_model(path, op: str, domain: str = "", out_shape=(4, 4)) -> str
 
 def test_unsupported_op_names_node_and_op(tmp_path) -> None:
     path = _single_node_model(tmp_path / "custom.onnx", "FrobnicateOp", domain="com.example")
-    with pytest.raises(QuantuneError, match=r"cannot lower ONNX node 'the_node' \(op FrobnicateOp\)"):
+    with pytest.raises(
+        QuantuneError, match=r"cannot lower ONNX node 'the_node' \(op FrobnicateOp\)"
+    ):
         import_onnx(path)
 
 
@@ -71,7 +72,9 @@ def test_dynamic_shape_needs_input_shape(tmp_path) -> None:
     )
     path = tmp_path / "dyn.onnx"
     onnx.save(model, str(path))
-    with pytest.raises(QuantuneError, match=r"'x' has dynamic shape \['batch', 4\]; .*--input-shape"):
+    with pytest.raises(
+        QuantuneError, match=r"'x' has dynamic shape \['batch', 4\]; .*--input-shape"
+    ):
         import_onnx(str(path))
     imported = import_onnx(str(path), {"x": (2, 4)})
     assert imported.inputs[0].shape == (2, 4) and imported.outputs[0].shape == (2, 4)

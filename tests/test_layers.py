@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import models
 import numpy as np
 import onnx
 from conftest import shared_model
 from onnx import numpy_helper
-
-import models
 from quantune_iree.importer import import_onnx
 from quantune_iree.layers import layer_table
 

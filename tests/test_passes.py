@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from quantune_iree import ir_session, native
 from quantune_iree.errors import QuantuneError
 
@@ -47,7 +46,5 @@ def _run_chunks(path: Path, run) -> str:  # noqa: ANN001 - run: module → Any
 def test_pass_ir(name: str) -> None:
     path = PASSES / f"{name}.mlir"
     output = _run_chunks(path, RUNNERS[name])
-    result = subprocess.run(
-        [_filecheck(), str(path)], input=output, capture_output=True, text=True
-    )
+    result = subprocess.run([_filecheck(), str(path)], input=output, capture_output=True, text=True)
     assert result.returncode == 0, f"FileCheck failed:\n{result.stderr}\n--- output ---\n{output}"

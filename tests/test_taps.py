@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import models
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from conftest import shared_model
-
-import models
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.errors import QuantuneError
 from quantune_iree.importer import import_onnx
 from quantune_iree.layers import layer_table
 from quantune_iree.runtime import Runner
-from quantune_iree.targets import get_target
 from quantune_iree.taps import tap_model
+from quantune_iree.targets import get_target
 
 
 def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
@@ -34,14 +33,19 @@ def test_each_tap_equals_onnxruntime_intermediate(conv_stack_model, tapped_runne
     onnx_model = models.conv_stack()
     nodes = {n.name: n for n in onnx_model.graph.node}
     layers = layer_table(conv_stack_model)
-    names = sorted({t for lay in layers for t in (nodes[lay.node].input[0], nodes[lay.node].output[0])})
+    names = sorted(
+        {t for lay in layers for t in (nodes[lay.node].input[0], nodes[lay.node].output[0])}
+    )
     session = ort.InferenceSession(
-        models.with_outputs(onnx_model, names).SerializeToString(), providers=["CPUExecutionProvider"]
+        models.with_outputs(onnx_model, names).SerializeToString(),
+        providers=["CPUExecutionProvider"],
     )
     rng = np.random.default_rng(1)
     for _ in range(2):
         x = rng.standard_normal((1, 4, 10, 10)).astype(np.float32)
-        want = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x})))
+        want = dict(
+            zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True)
+        )
         want["x"] = x
         got = runner([x])
         for lay in layers:
@@ -62,7 +66,9 @@ def test_taps_are_deduplicated(tapped_runner) -> None:
     assert taps.output_result[2] == taps.input_result[3]
     assert taps.output_result[4] == taps.input_result[5]
     assert taps.num_taps == 12 - 2
-    assert set(taps.input_result.values()) | set(taps.output_result.values()) == set(taps.tap_results)
+    assert set(taps.input_result.values()) | set(taps.output_result.values()) == set(
+        taps.tap_results
+    )
 
 
 def test_taps_differ_between_inputs(tapped_runner) -> None:
@@ -95,7 +101,7 @@ def _outputs_equal(model_path: str, inputs: list[np.ndarray]) -> None:
         want = plain([x])
         got = tapped_run([x])
         assert len(got) == len(want) + tapped.taps.num_taps
-        for g, w in zip(got[: len(want)], want):
+        for g, w in zip(got[: len(want)], want, strict=True):
             assert g.dtype == w.dtype and np.array_equal(g, w), "tapped output is not bit-identical"
 
 
@@ -107,4 +113,6 @@ def test_tapped_output_bit_identical_small(conv_stack_path) -> None:
 def test_tapped_output_bit_identical_mobilenet_v2() -> None:
     path = shared_model("mobilenet_v2.onnx")
     rng = np.random.default_rng(3)
-    _outputs_equal(path, [rng.standard_normal((1, 3, 224, 224)).astype(np.float32) for _ in range(2)])
+    _outputs_equal(
+        path, [rng.standard_normal((1, 3, 224, 224)).astype(np.float32) for _ in range(2)]
+    )

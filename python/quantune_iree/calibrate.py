@@ -16,8 +16,8 @@ from .importer import ImportedModel
 from .layers import Layer, layer_table
 from .observers import DEFAULT_BINS, HistogramObserver, TensorStats
 from .runtime import Runner
-from .targets import Target, get_target
 from .taps import tap_model
+from .targets import Target, get_target
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,16 @@ def run_fp32_pass(
     target = target or get_target("host")
     layers = tuple(layers) if layers is not None else layer_table(model)
     if not layers:
-        raise QuantuneError(f"{model.path}: the model has no quantizable layer (conv, matmul, Gemm)")
+        raise QuantuneError(
+            f"{model.path}: the model has no quantizable layer (conv, matmul, Gemm)"
+        )
     t0 = time.perf_counter()
     tapped = tap_model(model, [layer.id for layer in layers])
-    runner = Runner(compile_vmfb(tapped.bytecode, target, what="tapped FP32 model"),
-                    tapped.taps.function, target.driver)
+    runner = Runner(
+        compile_vmfb(tapped.bytecode, target, what="tapped FP32 model"),
+        tapped.taps.function,
+        target.driver,
+    )
     compile_seconds = time.perf_counter() - t0
 
     observers = {r: HistogramObserver(bins) for r in tapped.taps.tap_results}
@@ -73,7 +78,9 @@ def run_fp32_pass(
             try:
                 observer.observe(outputs[index])
             except ValueError as exc:
-                raise QuantuneError(f"sample {count}: tap {index} of the FP32 pass: {exc}") from None
+                raise QuantuneError(
+                    f"sample {count}: tap {index} of the FP32 pass: {exc}"
+                ) from None
         del outputs
         count += 1
         if progress:

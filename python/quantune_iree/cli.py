@@ -25,7 +25,9 @@ def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
     except ValueError:
         shape = ()
     if not sep or not name or not shape or any(d <= 0 for d in shape):
-        raise argparse.ArgumentTypeError(f"expected NAME=D0,D1,... with positive dims, got '{text}'")
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=D0,D1,... with positive dims, got '{text}'"
+        )
     return name, shape
 
 
@@ -42,19 +44,36 @@ def _floats3(text: str) -> tuple[float, float, float]:
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument(
-        "--input-shape", type=_shape_arg, action="append", default=[], metavar="NAME=D0,D1,..",
+        "--input-shape",
+        type=_shape_arg,
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,..",
         help="static shape for a model input with dynamic dimensions (repeatable)",
     )
 
 
 def _add_calib(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calib", required=True, metavar="DIR",
-                   help="folder of calibration images or .npy/.npz arrays")
-    p.add_argument("--calib-limit", type=int, default=None, metavar="N",
-                   help="use at most N calibration samples")
+    p.add_argument(
+        "--calib",
+        required=True,
+        metavar="DIR",
+        help="folder of calibration images or .npy/.npz arrays",
+    )
+    p.add_argument(
+        "--calib-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use at most N calibration samples",
+    )
     g = p.add_argument_group("image preprocessing")
-    g.add_argument("--preprocess", choices=["imagenet", "tf"], default="imagenet",
-                   help="preset: imagenet = /255, torchvision mean/std; tf = (x-127)/128")
+    g.add_argument(
+        "--preprocess",
+        choices=["imagenet", "tf"],
+        default="imagenet",
+        help="preset: imagenet = /255, torchvision mean/std; tf = (x-127)/128",
+    )
     g.add_argument("--resize", type=int, help="shorter side before the centre crop")
     g.add_argument("--crop", type=int, help="centre crop size")
     g.add_argument("--pixel-scale", type=float, help="multiply 0..255 pixels by this first")

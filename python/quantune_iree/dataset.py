@@ -35,7 +35,9 @@ class Preprocess:
         if self.layout not in ("NCHW", "NHWC"):
             raise QuantuneError(f"layout must be NCHW or NHWC, not '{self.layout}'")
         if self.crop <= 0 or self.resize < self.crop:
-            raise QuantuneError(f"need 0 < crop <= resize, got crop={self.crop} resize={self.resize}")
+            raise QuantuneError(
+                f"need 0 < crop <= resize, got crop={self.crop} resize={self.resize}"
+            )
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
             raise QuantuneError("mean and std need 3 values each, std non-zero")
 
@@ -105,17 +107,19 @@ def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.
                 arrays = [loaded[s.name] for s in inputs]
     else:
         if len(inputs) != 1:
-            raise QuantuneError(f"{path}: a .npy holds one array, the model has {len(inputs)} inputs")
+            raise QuantuneError(
+                f"{path}: a .npy holds one array, the model has {len(inputs)} inputs"
+            )
         arrays = [loaded]
     # A leading extra dimension means several samples in one file.
-    if all(a.ndim == len(s.shape) + 1 for a, s in zip(arrays, inputs)):
+    if all(a.ndim == len(s.shape) + 1 for a, s in zip(arrays, inputs, strict=True)):
         counts = {a.shape[0] for a in arrays}
         if len(counts) != 1:
             raise QuantuneError(f"{path}: arrays hold different numbers of samples")
         for i in range(counts.pop()):
-            yield [_check(path, s, a[i]) for a, s in zip(arrays, inputs)]
+            yield [_check(path, s, a[i]) for a, s in zip(arrays, inputs, strict=True)]
     else:
-        yield [_check(path, s, a) for a, s in zip(arrays, inputs)]
+        yield [_check(path, s, a) for a, s in zip(arrays, inputs, strict=True)]
 
 
 def calibration_files(folder: str) -> list[str]:
@@ -154,7 +158,9 @@ def iter_samples(
                 f"{folder}: images can feed a model with one input; this one has {len(inputs)}"
             )
         spec = preprocess or PRESETS["imagenet"]
-        expected = (1, 3, spec.crop, spec.crop) if spec.layout == "NCHW" else (1, spec.crop, spec.crop, 3)
+        expected = (
+            (1, 3, spec.crop, spec.crop) if spec.layout == "NCHW" else (1, spec.crop, spec.crop, 3)
+        )
         if inputs[0].shape != expected:
             raise QuantuneError(
                 f"model input '{inputs[0].name}' has shape {inputs[0].shape}; images preprocessed "

@@ -133,12 +133,14 @@ def _apply_input_shapes(
             raise QuantuneError(
                 f"{path}: input '{name}' has rank {len(dims)}, --input-shape gives {len(shape)}"
             )
-        for d, v in zip(dims, shape):
+        for d, v in zip(dims, shape, strict=True):
             d.Clear()
             d.dim_value = int(v)
 
 
-def import_onnx(path: str, input_shapes: Mapping[str, Sequence[int]] | None = None) -> ImportedModel:
+def import_onnx(
+    path: str, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> ImportedModel:
     """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused)."""
     model = load_onnx(path)
     if input_shapes:
