@@ -77,3 +77,51 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
         if name not in present:
             copy.graph.output.append(infos[name])
     return copy
+
+
+def single_layer(kind: str, seed: int = 0) -> onnx.ModelProto:
+    """One quantizable node, its output the model output (x → node → y), so the IREE result
+    can be checked bit for bit against a numpy model of the integer arithmetic.
+
+    conv: 3→6, 3x3, stride 2, pad 1, bias    depthwise: 6, group 6, 3x3, pad 1, bias
+    grouped: 6→4, group 2, 3x3, pad 1, bias  gemm: 12→5, transB, bias   matmul: 12→5
+    """
+    rng = np.random.default_rng(seed)
+    conv_in = {"conv": 3, "depthwise": 6, "grouped": 6}
+    if kind in conv_in:
+        c = conv_in[kind]
+        f, group = {"conv": (6, 1), "depthwise": (6, 6), "grouped": (4, 2)}[kind]
+        stride = 2 if kind == "conv" else 1
+        out_hw = 4 if stride == 2 else 7
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 7, 7])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, f, out_hw, out_hw])
+        inits = [
+            _init("w", rng.standard_normal((f, c // group, 3, 3)) * 0.4),
+            _init("b", rng.standard_normal(f) * 0.2),
+        ]
+        node = helper.make_node(
+            "Conv",
+            ["x", "w", "b"],
+            ["y"],
+            name=kind,
+            group=group,
+            pads=[1, 1, 1, 1],
+            strides=[stride, stride],
+        )
+    else:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 12])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])
+        if kind == "gemm":
+            inits = [
+                _init("w", rng.standard_normal((5, 12)) * 0.3),
+                _init("b", rng.standard_normal(5) * 0.2),
+            ]
+            node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name=kind, transB=1)
+        else:
+            inits = [_init("w", rng.standard_normal((12, 5)) * 0.3)]
+            node = helper.make_node("MatMul", ["x", "w"], ["y"], name=kind)
+    graph = helper.make_graph([node], kind, [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

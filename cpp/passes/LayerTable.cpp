@@ -13,6 +13,7 @@
 #include "Passes.h"
 #include "capi_helpers.h"
 
+#include <initializer_list>
 #include <string_view>
 #include <utility>
 
@@ -23,36 +24,44 @@ namespace {
 struct KindEntry {
   std::string_view op;
   std::string_view kind;
+  // Output-channel dims in the weight operand and in the result, paired.
+  std::initializer_list<int64_t> weightChannels, outputChannels;
 };
 
-// Named linalg ops quantune can quantize, with the layer kind each becomes.
-constexpr KindEntry kKinds[] = {
-    {"linalg.conv_1d_ncw_fcw", "conv"},
-    {"linalg.conv_1d_nwc_wcf", "conv"},
-    {"linalg.conv_2d_nchw_fchw", "conv"},
-    {"linalg.conv_2d_nhwc_hwcf", "conv"},
-    {"linalg.conv_2d_nhwc_fhwc", "conv"},
-    {"linalg.conv_3d_ncdhw_fcdhw", "conv"},
-    {"linalg.conv_3d_ndhwc_dhwcf", "conv"},
-    {"linalg.conv_2d_ngchw_fgchw", "grouped_conv"},
-    {"linalg.conv_2d_ngchw_gfchw", "grouped_conv"},
-    {"linalg.conv_2d_nhwgc_gfhwc", "grouped_conv"},
-    {"linalg.conv_2d_nhwc_hwcf_q", ""}, // already quantized: not a layer
-    {"linalg.depthwise_conv_1d_ncw_cw", "depthwise_conv"},
-    {"linalg.depthwise_conv_1d_nwc_wc", "depthwise_conv"},
-    {"linalg.depthwise_conv_2d_nchw_chw", "depthwise_conv"},
-    {"linalg.depthwise_conv_2d_nhwc_hwc", "depthwise_conv"},
-    {"linalg.depthwise_conv_3d_ncdhw_cdhw", "depthwise_conv"},
-    {"linalg.depthwise_conv_3d_ndhwc_dhwc", "depthwise_conv"},
-    {"linalg.matmul", "matmul"},
-    {"linalg.batch_matmul", "batch_matmul"},
+// Named linalg ops quantune can quantize, with the layer kind each becomes
+// and where its output channels are.
+const KindEntry kKinds[] = {
+    {"linalg.conv_1d_ncw_fcw", "conv", {0}, {1}},
+    {"linalg.conv_1d_nwc_wcf", "conv", {2}, {2}},
+    {"linalg.conv_2d_nchw_fchw", "conv", {0}, {1}},
+    {"linalg.conv_2d_nhwc_hwcf", "conv", {3}, {3}},
+    {"linalg.conv_2d_nhwc_fhwc", "conv", {0}, {3}},
+    {"linalg.conv_3d_ncdhw_fcdhw", "conv", {0}, {1}},
+    {"linalg.conv_3d_ndhwc_dhwcf", "conv", {4}, {4}},
+    {"linalg.conv_2d_ngchw_fgchw", "grouped_conv", {1, 0}, {1, 2}},
+    {"linalg.conv_2d_ngchw_gfchw", "grouped_conv", {0, 1}, {1, 2}},
+    {"linalg.conv_2d_nhwgc_gfhwc", "grouped_conv", {0, 1}, {3, 4}},
+    {"linalg.depthwise_conv_1d_ncw_cw", "depthwise_conv", {0}, {1}},
+    {"linalg.depthwise_conv_1d_nwc_wc", "depthwise_conv", {1}, {2}},
+    {"linalg.depthwise_conv_2d_nchw_chw", "depthwise_conv", {0}, {1}},
+    {"linalg.depthwise_conv_2d_nhwc_hwc", "depthwise_conv", {2}, {3}},
+    {"linalg.depthwise_conv_3d_ncdhw_cdhw", "depthwise_conv", {0}, {1}},
+    {"linalg.depthwise_conv_3d_ndhwc_dhwc", "depthwise_conv", {3}, {4}},
+    {"linalg.matmul", "matmul", {1}, {1}},
+    {"linalg.batch_matmul", "batch_matmul", {2}, {2}},
 };
 
-std::string_view kindOf(std::string_view name) {
+const KindEntry *kindOf(std::string_view name) {
   for (const KindEntry &e : kKinds)
     if (e.op == name)
-      return e.kind;
-  return "";
+      return &e;
+  return nullptr;
+}
+
+bool hasRole(MlirOperation op, std::string_view role) {
+  MlirAttribute a = mlirOperationGetAttributeByName(op, toRef(kRoleAttr));
+  return !mlirAttributeIsNull(a) && mlirAttributeIsAString(a) &&
+         toView(mlirStringAttrGetValue(a)) == role;
 }
 
 bool isShapeOnly(std::string_view name) {
@@ -85,10 +94,15 @@ MlirValue activationInput(MlirValue v, const std::string &node,
                           std::vector<MlirOperation> &prologue) {
   for (;;) {
     MlirOperation def = sameNodeProducer(v, node);
-    if (mlirOperationIsNull(def) || !isShapeOnly(opName(def)))
+    if (mlirOperationIsNull(def))
+      return v;
+    bool quantize = hasRole(def, kRoleQuantize);
+    if (!quantize && !isShapeOnly(opName(def)))
       return v;
     prologue.insert(prologue.begin(), def);
     v = mlirOperationGetOperand(def, 0);
+    if (quantize) // the float activation the layer quantizes
+      return v;
   }
 }
 
@@ -156,26 +170,34 @@ struct WalkState {
 
 MlirWalkResult visit(MlirOperation op, void *userData) {
   auto *state = static_cast<WalkState *>(userData);
-  std::string_view kind = kindOf(opName(op));
-  if (kind.empty() || mlirOperationGetNumOperands(op) < 3)
+  const KindEntry *kind = kindOf(opName(op));
+  if (!kind || mlirOperationGetNumOperands(op) < 3)
     return MlirWalkResultAdvance;
   MlirType inType = mlirValueGetType(mlirOperationGetOperand(op, 0));
-  if (!mlirTypeIsARankedTensor(inType) ||
-      !mlirTypeIsAFloat(mlirShapedTypeGetElementType(inType)))
+  if (!mlirTypeIsARankedTensor(inType))
+    return MlirWalkResultAdvance;
+  bool isFloat = mlirTypeIsAFloat(mlirShapedTypeGetElementType(inType));
+  bool isQuantized = !mlirAttributeIsNull(
+      mlirOperationGetAttributeByName(op, toRef(kLayerAttr)));
+  if (!isFloat && !isQuantized)
     return MlirWalkResultAdvance;
 
   Layer layer;
   layer.id = static_cast<int64_t>(state->layers.size());
   layer.op = op;
-  layer.kind = std::string(kind);
+  layer.kind = std::string(kind->kind);
+  layer.precision = isFloat ? "fp32" : "int8";
+  layer.weightChannelDims.assign(kind->weightChannels);
+  layer.outputChannelDims.assign(kind->outputChannels);
   layer.opName = std::string(opName(op));
   layer.node = nodeName(mlirOperationGetLocation(op));
-  layer.elementType = printType(mlirShapedTypeGetElementType(inType));
   layer.input = activationInput(mlirOperationGetOperand(op, 0), layer.node,
                                 layer.prologue);
   layer.output = nodeOutput(mlirOperationGetResult(op, 0), layer.node,
                             layer.epilogue);
   layer.inputShape = staticShape(layer.input);
+  layer.elementType = printType(
+      mlirShapedTypeGetElementType(mlirValueGetType(layer.input)));
   layer.weightShape = staticShape(mlirOperationGetOperand(op, 1));
   layer.outputShape = staticShape(layer.output);
   resolveWeight(layer);

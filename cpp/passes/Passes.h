@@ -31,6 +31,10 @@ struct Layer {
   std::string kind;        // conv | depthwise_conv | grouped_conv | matmul | batch_matmul
   std::string opName;      // e.g. linalg.conv_2d_nchw_fchw
   std::string elementType; // element type of the activation input, e.g. f32
+  std::string precision;   // "fp32" (float op) or "int8" (rewritten by quantune)
+  // Output channels: their dims in the weight operand and in the op result,
+  // listed in the same order (two dims for grouped convs: group, filter).
+  std::vector<int64_t> weightChannelDims, outputChannelDims;
   MlirOperation op{nullptr};
   MlirValue input{nullptr};  // activation as the node receives it (before its pad)
   MlirValue output{nullptr}; // the node's result (after its own bias/reshape)
@@ -46,8 +50,33 @@ struct Layer {
   std::vector<WeightStep> weightSteps; // applied in order: constant → operand
 };
 
-/// Lists every float quantizable op under `root`, in walk (program) order.
+/// Lists every quantizable op under `root`, in walk (program) order: float
+/// ops, and integer ops that quantune-quantize-layers produced from them
+/// (which keep their position, so a layer keeps its id).
 std::vector<Layer> collectLayers(MlirOperation root);
+
+/// Discardable attributes quantune-quantize-layers leaves on its ops.
+constexpr const char *kLayerAttr = "quantune.layer";     // on the integer op
+constexpr const char *kRoleAttr = "quantune.role";       // on its generics
+constexpr const char *kRoleQuantize = "quantize";
+constexpr const char *kRoleDequantize = "dequantize";
+
+/// One layer to rewrite into integer compute.
+struct LayerQuantization {
+  int64_t layerId = 0;
+  float actScale = 1.0f;         // activation: q = clamp(rne(x / s) + zp)
+  int32_t actZeroPoint = 0;
+  std::vector<float> weightScales; // one per output channel, or one in all
+};
+
+/// State shared between the caller and quantune-quantize-layers.
+struct QuantizeOptions {
+  std::vector<LayerQuantization> layers;
+  std::string error; // why the pass failed, if it did
+};
+
+/// Creates the quantune-quantize-layers pass (anchored on builtin.module).
+MlirPass createQuantizeLayersPass(QuantizeOptions *options);
 
 /// Where each layer's taps landed among the entry function's results.
 struct TapEntry {

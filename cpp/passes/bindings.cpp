@@ -8,6 +8,7 @@
 //   iree.compiler.ir.Module / Operation  → MlirOperation (the module op)
 //   Layer (C++)                          → _native.Layer
 //   TapResult / TapEntry (C++)           → _native.TapResult / TapEntry
+//   LayerQuantization (C++)              → _native.LayerQuantization
 //
 //===----------------------------------------------------------------------===//
 
@@ -131,6 +132,9 @@ PYBIND11_MODULE(_native, m) {
       .def_readonly("kind", &Layer::kind)
       .def_readonly("op_name", &Layer::opName)
       .def_readonly("element_type", &Layer::elementType)
+      .def_readonly("precision", &Layer::precision)
+      .def_readonly("weight_channel_dims", &Layer::weightChannelDims)
+      .def_readonly("output_channel_dims", &Layer::outputChannelDims)
       .def_readonly("input_shape", &Layer::inputShape)
       .def_readonly("weight_shape", &Layer::weightShape)
       .def_readonly("output_shape", &Layer::outputShape)
@@ -179,6 +183,29 @@ PYBIND11_MODULE(_native, m) {
            py::arg("context"), py::keep_alive<1, 2>())
       .def("text", &DiagnosticCapture::text)
       .def("detach", &DiagnosticCapture::detach);
+
+  py::class_<LayerQuantization>(m, "LayerQuantization")
+      .def(py::init([](int64_t id, float scale, int32_t zeroPoint,
+                       std::vector<float> weightScales) {
+             return LayerQuantization{id, scale, zeroPoint, std::move(weightScales)};
+           }),
+           py::arg("layer_id"), py::arg("act_scale"), py::arg("act_zero_point"),
+           py::arg("weight_scales"))
+      .def_readonly("layer_id", &LayerQuantization::layerId)
+      .def_readonly("act_scale", &LayerQuantization::actScale)
+      .def_readonly("act_zero_point", &LayerQuantization::actZeroPoint)
+      .def_readonly("weight_scales", &LayerQuantization::weightScales);
+
+  m.def(
+      "quantize_layers",
+      [](const py::object &module, std::vector<LayerQuantization> layers) {
+        MlirOperation op = toModuleOp(module);
+        QuantizeOptions options;
+        options.layers = std::move(layers);
+        runPass(op, createQuantizeLayersPass(&options), options.error);
+      },
+      py::arg("module"), py::arg("layers"),
+      "Runs quantune-quantize-layers: the listed layers become i8 x i8 -> i32 compute.");
 
   m.def(
       "verify",

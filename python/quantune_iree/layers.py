@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +23,14 @@ class Layer:
     onnx_op: str  # ONNX op type of that node ('' when unknown)
     kind: str  # conv | depthwise_conv | grouped_conv | matmul | batch_matmul
     op_name: str  # linalg op, e.g. linalg.conv_2d_nchw_fchw
+    precision: str  # fp32, or int8 once quantune-quantize-layers rewrote it
     input_shape: tuple[int, ...]
     weight_shape: tuple[int, ...]  # as the linalg op consumes it
     output_shape: tuple[int, ...]
     weight_is_constant: bool
+    # Output channels: their dims in the weight and in the op's result, paired in order.
+    weight_channel_dims: tuple[int, ...]
+    output_channel_dims: tuple[int, ...]
     # The weight in the op's operand layout, when it is a readable constant.
     weight: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -51,7 +56,7 @@ def _weight_array(native_layer: Any) -> np.ndarray | None:
     return array
 
 
-def from_native(native_layers: list[Any], node_ops: dict[str, str]) -> tuple[Layer, ...]:
+def from_native(native_layers: list[Any], node_ops: Mapping[str, str]) -> tuple[Layer, ...]:
     return tuple(
         Layer(
             id=nl.id,
@@ -59,10 +64,13 @@ def from_native(native_layers: list[Any], node_ops: dict[str, str]) -> tuple[Lay
             onnx_op=node_ops.get(nl.node, ""),
             kind=nl.kind,
             op_name=nl.op_name,
+            precision=nl.precision,
             input_shape=tuple(nl.input_shape),
             weight_shape=tuple(nl.weight_shape),
             output_shape=tuple(nl.output_shape),
             weight_is_constant=nl.weight_is_constant,
+            weight_channel_dims=tuple(nl.weight_channel_dims),
+            output_channel_dims=tuple(nl.output_channel_dims),
             weight=_weight_array(nl),
         )
         for nl in native_layers
@@ -73,4 +81,4 @@ def layer_table(model: ImportedModel) -> tuple[Layer, ...]:
     """Quantizable layers of `model`, in program order."""
     session = ir_session.new_session()
     module = ir_session.parse_module(session, model.bytecode)
-    return from_native(native.layer_table(module), dict(model.node_ops))
+    return from_native(native.layer_table(module), model.node_ops)

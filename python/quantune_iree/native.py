@@ -53,4 +53,10 @@ def verify(module: Any) -> None:
     _call("verification failed", _native.verify, module)
 
 
+def quantize_layers(module: Any, layers: Sequence[Any]) -> None:
+    """Runs quantune-quantize-layers in place with native LayerQuantization records."""
+    _call("quantune-quantize-layers failed", _native.quantize_layers, module, list(layers))
+
+
+LayerQuantization = _native.LayerQuantization
 DiagnosticCapture = _native.DiagnosticCapture
