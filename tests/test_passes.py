@@ -16,7 +16,19 @@ from quantune_iree import ir_session, native
 from quantune_iree.errors import QuantuneError
 
 PASSES = Path(__file__).parent / "passes"
-RUNNERS = {"quantune_insert_taps": lambda module: native.insert_taps(module)}
+
+
+def _quantize_all(module) -> None:  # noqa: ANN001 - ir.Module
+    records = [
+        native.LayerQuantization(layer.id, 0.5, 3, [0.25]) for layer in native.layer_table(module)
+    ]
+    native.quantize_layers(module, records)
+
+
+RUNNERS = {
+    "quantune_insert_taps": lambda module: native.insert_taps(module),
+    "quantune_quantize_layers": _quantize_all,
+}
 
 
 def _filecheck() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import models
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from conftest import shared_model
@@ -94,7 +93,7 @@ def test_unknown_layer_id_is_refused(conv_stack_model) -> None:
 def _outputs_equal(model_path: str, inputs: list[np.ndarray]) -> None:
     model = import_onnx(model_path)
     host = get_target("host")
-    plain = Runner(compile_vmfb(model.bytecode, host), onnx.load(model_path).graph.name)
+    plain = Runner(compile_vmfb(model.bytecode, host), model.function)
     tapped = tap_model(model)
     tapped_run = Runner(compile_vmfb(tapped.bytecode, host), tapped.taps.function)
     for x in inputs:

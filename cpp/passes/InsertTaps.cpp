@@ -184,8 +184,10 @@ std::vector<int64_t> staticLowPad(MlirOperation pad) {
 /// The layer's input as a tap. Behind a pad, it is sliced back out of the
 /// padded tensor (through a barrier, so the slice is not folded away).
 MlirValue inputTap(const Layer &l, MlirOperation ret) {
+  // An int8 layer's pad is on the quantized tensor; its float input is the
+  // tap (integer producers are exact, so returning it perturbs nothing).
   InputPoint p = inputPoint(l);
-  if (mlirOperationIsNull(p.pad))
+  if (mlirOperationIsNull(p.pad) || l.precision != "fp32")
     return l.input;
   std::vector<int64_t> offsets = staticLowPad(p.pad);
   if (offsets.empty())

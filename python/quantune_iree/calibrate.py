@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,17 @@ class LayerCalibration:
 
 
 @dataclass(frozen=True)
+class TapReference:
+    """What the FP32 pass keeps so the INT8 pass can compare against it without a third pass:
+    per tap, the values at a fixed, seeded set of element positions for every sample (all
+    elements when the tap is small), and every sample's model outputs in full."""
+
+    indices: Mapping[int, np.ndarray]  # tap result index → flat element positions
+    values: Mapping[int, np.ndarray]  # tap result index → (samples, positions) float32
+    outputs: tuple[tuple[np.ndarray, ...], ...]  # per sample, the model's own results
+
+
+@dataclass(frozen=True)
 class CalibrationResult:
     layers: tuple[LayerCalibration, ...]
     samples: int
@@ -38,6 +49,17 @@ class CalibrationResult:
     compile_seconds: float
     run_seconds: float
     peak_rss_mb: float  # peak resident memory of this process so far
+    # Where each layer's taps are in the FP32 tapped model, and the kept reference values.
+    input_tap: Mapping[int, int] = field(default_factory=dict)
+    output_tap: Mapping[int, int] = field(default_factory=dict)
+    reference: TapReference | None = None
+
+
+def sample_positions(size: int, limit: int, seed: int) -> np.ndarray:
+    """`limit` distinct flat positions of a tensor of `size` elements (all when it is small)."""
+    if size <= limit:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(seed).choice(size, limit, replace=False))
 
 
 def peak_rss_mb() -> float:
@@ -51,9 +73,14 @@ def run_fp32_pass(
     target: Target | None = None,
     layers: Sequence[Layer] | None = None,
     bins: int = DEFAULT_BINS,
+    reference_elements: int | None = 2048,
     progress: Callable[[int], None] | None = None,
 ) -> CalibrationResult:
-    """Calibrates activation ranges of `layers` (all by default) over `samples`."""
+    """Calibrates activation ranges of `layers` (all by default) over `samples`.
+
+    With `reference_elements`, also keeps that many values per tap and sample (and the model
+    outputs) for the INT8 pass; memory for it is samples × taps × reference_elements × 4 bytes.
+    """
     target = target or get_target("host")
     layers = tuple(layers) if layers is not None else layer_table(model)
     if not layers:
@@ -70,6 +97,9 @@ def run_fp32_pass(
     compile_seconds = time.perf_counter() - t0
 
     observers = {r: HistogramObserver(bins) for r in tapped.taps.tap_results}
+    positions: dict[int, np.ndarray] = {}
+    kept: dict[int, list[np.ndarray]] = {r: [] for r in observers}
+    model_outputs: list[tuple[np.ndarray, ...]] = []
     t1 = time.perf_counter()
     count = 0
     for sample in samples:
@@ -81,6 +111,14 @@ def run_fp32_pass(
                 raise QuantuneError(
                     f"sample {count}: tap {index} of the FP32 pass: {exc}"
                 ) from None
+            if reference_elements:
+                if index not in positions:
+                    positions[index] = sample_positions(
+                        outputs[index].size, reference_elements, seed=index
+                    )
+                kept[index].append(outputs[index].reshape(-1)[positions[index]].copy())
+        if reference_elements:
+            model_outputs.append(tuple(outputs[: tapped.taps.num_original_results]))
         del outputs
         count += 1
         if progress:
@@ -105,4 +143,13 @@ def run_fp32_pass(
         compile_seconds=compile_seconds,
         run_seconds=time.perf_counter() - t1,
         peak_rss_mb=peak_rss_mb(),
+        input_tap=dict(tapped.taps.input_result),
+        output_tap=dict(tapped.taps.output_result),
+        reference=TapReference(
+            indices=positions,
+            values={r: np.stack(v) for r, v in kept.items()},
+            outputs=tuple(model_outputs),
+        )
+        if reference_elements
+        else None,
     )

@@ -46,6 +46,7 @@ class ImportedModel:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     node_ops: Mapping[str, str]  # ONNX node name → op type
+    function: str  # the entry function (named after the ONNX graph)
 
 
 class _DenseContextCache(onnx_importer.ContextCache):
@@ -181,4 +182,5 @@ def import_onnx(
         inputs=inputs,
         outputs=outputs,
         node_ops=node_ops,
+        function=model.graph.name,
     )

@@ -1,0 +1,96 @@
+"""Full-INT8 accuracy of the real models per calibration method, measured against FP32.
+
+For each model: one FP32 pass over the calibration images, then for each calibration method
+(and symmetric/asymmetric activations) a fully INT8 build (per-channel weights), run over the
+dev images next to the FP32 build. Prints end-to-end output SQNR, top-1 agreement with FP32,
+and labelled top-1 where dev.csv has ImageNet labels, as a markdown table.
+
+Usage: python tools/int8_accuracy.py [EVAL_DIR] [--limit N]   (EVAL_DIR default ../shared/eval)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+from quantune_iree.calibrate import run_fp32_pass
+from quantune_iree.compile import compile_vmfb
+from quantune_iree.dataset import PRESETS, calibration_files, load_image
+from quantune_iree.importer import import_onnx
+from quantune_iree.layers import layer_table
+from quantune_iree.metrics import ErrorAccumulator, top1_agreement
+from quantune_iree.plan import QuantConfig, build_plan
+from quantune_iree.quantization import CALIBRATION_METHODS
+from quantune_iree.quantize import quantize_model
+from quantune_iree.runtime import Runner
+from quantune_iree.targets import get_target
+
+MODELS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
+
+
+def _labels(eval_dir: str) -> dict[str, int]:
+    out = {}
+    with open(os.path.join(eval_dir, "dev.csv")) as f:
+        for row in csv.DictReader(f):
+            if row.get("imagenet_label"):
+                out[row["file"]] = int(row["imagenet_label"])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("eval_dir", nargs="?", default="../shared/eval")
+    ap.add_argument("--limit", type=int, default=None, help="dev images to use")
+    args = ap.parse_args()
+    host = get_target("host")
+    labels = _labels(args.eval_dir)
+    print(
+        "| model | activations | calibration | output SQNR dB | top-1 agreement | "
+        "labelled top-1 (FP32) | images |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, preset_name in MODELS.items():
+        preset = PRESETS[preset_name]
+        model = import_onnx(os.path.join(args.eval_dir, "models", name))
+        layers = layer_table(model)
+        calib = calibration_files(os.path.join(args.eval_dir, "images", "calib"))
+        t0 = time.perf_counter()
+        stats = run_fp32_pass(
+            model, ([load_image(p, preset)] for p in calib), layers=layers, reference_elements=None
+        )
+        print(f"<!-- {name}: FP32 pass {time.perf_counter() - t0:.1f} s -->", file=sys.stderr)
+        dev = calibration_files(os.path.join(args.eval_dir, "images", "dev"))[: args.limit]
+        inputs = [load_image(p, preset) for p in dev]
+        fp32 = Runner(compile_vmfb(model.bytecode, host), model.function)
+        ref = np.stack([fp32([x])[0][0] for x in inputs])
+        labelled = [i for i, p in enumerate(dev) if os.path.basename(p) in labels]
+        truth = np.array([labels[os.path.basename(dev[i])] for i in labelled])
+        fp32_top1 = float(np.mean(ref[labelled].argmax(-1) == truth)) if labelled else float("nan")
+        for symmetric in (False, True):
+            for method in CALIBRATION_METHODS:
+                plan = build_plan(
+                    model.sha256,
+                    layers,
+                    stats,
+                    QuantConfig(calibration=method, symmetric=symmetric),
+                )
+                int8 = Runner(compile_vmfb(quantize_model(model, plan), host), model.function)
+                got = np.stack([int8([x])[0][0] for x in inputs])
+                acc = ErrorAccumulator()
+                acc.add(ref, got)
+                top1 = float(np.mean(got[labelled].argmax(-1) == truth)) if labelled else np.nan
+                print(
+                    f"| {name} | {'symmetric' if symmetric else 'asymmetric'} | {method} | "
+                    f"{acc.sqnr_db:.2f} | {100 * top1_agreement(ref, got):.1f}% | "
+                    f"{100 * top1:.1f}% ({100 * fp32_top1:.1f}%) | {len(inputs)} |",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
