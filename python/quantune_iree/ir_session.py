@@ -53,7 +53,9 @@ def to_bytecode(module: ir.Module | ir.Operation) -> bytes:
     return buf.getvalue()
 
 
-_LOC = re.compile(r'loc\("([^"]+)"')
+# A node name in a diagnostic: loc("name") from the in-process handler, or a leading
+# "name": from iree-compile's printer.
+_LOC = re.compile(r'loc\("([^"]+)"|^"([^"]+)":')
 
 
 def first_error(diagnostics: str) -> tuple[str, str]:
@@ -64,7 +66,7 @@ def first_error(diagnostics: str) -> tuple[str, str]:
             m = _LOC.search(line)
             msg = line.split(": ", 1)[1] if ": " in line else line
             msg = msg.split(": %", 1)[0]  # drop the printed op that may follow
-            return (m.group(1) if m else "", msg.strip())
+            return ((m.group(1) or m.group(2)) if m else "", msg.strip())
     return ("", lines[0].strip() if lines else "no diagnostic was emitted")
 
 

@@ -26,22 +26,34 @@ def check_writable(path: str) -> None:
 
 
 def write_atomic(path: str, data: bytes | str) -> None:
-    check_writable(path)
-    payload = data.encode() if isinstance(data, str) else data
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    write_all_atomic({path: data})
+
+
+def write_all_atomic(files: dict[str, bytes | str]) -> None:
+    """Writes several files as one: all go to temporary files first and are renamed into place
+    only once every one is written, so a failure leaves none of them behind."""
+    for path in files:
+        check_writable(path)
+    temps: list[tuple[str, str]] = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        for path, data in files.items():
+            payload = data.encode() if isinstance(data, str) else data
+            parent = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent
+            )
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+        temps = []
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise QuantuneError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        raise QuantuneError(f"cannot write {exc.filename or 'output'} ({exc.strerror})") from None
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -6,6 +6,9 @@ The runtime may recycle a result's device buffer once the call's results are rel
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,3 +40,55 @@ class Runner:
         if not isinstance(results, (tuple, list)):
             results = (results,)
         return [np.array(r.to_host(), copy=True) for r in results]
+
+
+def runtime_tool(name: str = "iree-run-module") -> str:
+    """Path of a tool shipped in the iree-base-runtime wheel for this machine."""
+    import iree.runtime
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(iree.runtime.__file__)), "_runtime_libs", name
+    )
+    if not os.path.exists(path):
+        raise QuantuneError(f"{name} not found in the iree-base-runtime wheel ({path})")
+    return path
+
+
+def run_module_cli(
+    vmfb_path: str,
+    function: str,
+    inputs: Sequence[np.ndarray],
+    num_outputs: int,
+    *,
+    driver: str = "local-task",
+    tool: str | None = None,
+    wrapper: Sequence[str] = (),
+    timeout: float = 600.0,
+) -> list[np.ndarray]:
+    """Runs a vmfb with iree-run-module (any driver; `wrapper` e.g. runs an aarch64 tool under
+    qemu) and returns its outputs, read back from .npy files."""
+    with tempfile.TemporaryDirectory(prefix="quantune-run-") as tmp:
+        args = [
+            *wrapper,
+            tool or runtime_tool(),
+            f"--module={vmfb_path}",
+            f"--device={driver}",
+            f"--function={function}",
+        ]
+        for i, x in enumerate(inputs):
+            path = os.path.join(tmp, f"in{i}.npy")
+            np.save(path, x)
+            args.append(f"--input=@{path}")
+        outs = [os.path.join(tmp, f"out{i}.npy") for i in range(num_outputs)]
+        args += [f"--output=@{p}" for p in outs]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise QuantuneError(f"running {vmfb_path} failed: {exc}") from None
+        if proc.returncode != 0 or not all(os.path.exists(p) for p in outs):
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise QuantuneError(
+                f"running {vmfb_path} on {driver} failed (exit {proc.returncode}): "
+                f"{detail[-1] if detail else 'no output'}"
+            )
+        return [np.load(p) for p in outs]

@@ -1,4 +1,4 @@
-"""Compilation targets: a table from target name to IREE compiler flags. No logic beyond lookup."""
+"""Compilation targets: a table from target name to IREE compiler flags and runtime driver."""
 
 from __future__ import annotations
 
@@ -20,13 +20,47 @@ _LLVM_CPU = (
     "--iree-hal-local-target-device-backends=llvm-cpu",
 )
 
-TARGETS: dict[str, Target] = {
-    "host": Target("host", "local-task", _LLVM_CPU + ("--iree-llvmcpu-target-cpu=host",)),
-}
+# Vulkan: a target with Int8 and 8-bit storage. The default (Mali Valhall, common on embedded
+# boards and phones) can be overridden; `llvmpipe` is Mesa's CPU driver (lavapipe), for tests.
+DEFAULT_VULKAN_TARGET = "valhall4"
+VULKAN_TARGETS = ("valhall4", "valhall", "mali-g57", "mali-g78", "ampere", "rdna3", "llvmpipe")
+
+# CPU names we map to an aarch64 triple; anything else is taken as an x86-64 CPU.
+_AARCH64_PREFIXES = ("cortex-", "neoverse-", "apple-", "exynos-", "kryo", "carmel", "generic-arm")
+
+TARGETS = ("host", "vulkan", "llvm-cpu")
 
 
-def get_target(name: str, extra_flags: Sequence[str] = ()) -> Target:
-    if name not in TARGETS:
-        raise QuantuneError(f"unknown target '{name}'; known: {', '.join(sorted(TARGETS))}")
-    t = TARGETS[name]
-    return Target(t.name, t.driver, t.flags + tuple(extra_flags))
+def cpu_triple(cpu: str) -> str:
+    return "aarch64-linux-gnu" if cpu.startswith(_AARCH64_PREFIXES) else "x86_64-linux-gnu"
+
+
+def get_target(
+    name: str = "host",
+    extra_flags: Sequence[str] = (),
+    *,
+    cpu: str | None = None,
+    triple: str | None = None,
+    vulkan_target: str | None = None,
+) -> Target:
+    """host: llvm-cpu for this machine. llvm-cpu: a named CPU (and triple). vulkan: SPIR-V."""
+    if name == "host" and cpu:
+        name = "llvm-cpu"
+    if name == "host":
+        flags = _LLVM_CPU + ("--iree-llvmcpu-target-cpu=host",)
+        return Target("host", "local-task", flags + tuple(extra_flags))
+    if name == "llvm-cpu":
+        if not cpu:
+            raise QuantuneError("target llvm-cpu needs a CPU name (--target-cpu)")
+        flags = _LLVM_CPU + (
+            f"--iree-llvmcpu-target-triple={triple or cpu_triple(cpu)}",
+            f"--iree-llvmcpu-target-cpu={cpu}",
+        )
+        return Target(cpu, "local-task", flags + tuple(extra_flags))
+    if name == "vulkan":
+        if cpu:
+            raise QuantuneError("--target-cpu and --target vulkan conflict: choose one target")
+        vt = vulkan_target or DEFAULT_VULKAN_TARGET
+        flags = ("--iree-hal-target-device=vulkan", f"--iree-vulkan-target={vt}")
+        return Target(f"vulkan-{vt}", "vulkan", flags + tuple(extra_flags))
+    raise QuantuneError(f"unknown target '{name}'; known: {', '.join(TARGETS)}")

@@ -1,0 +1,231 @@
+"""The main job end to end on a small model: analysis in two passes, plan, mixed build, files,
+reproducibility, and the other targets (cortex-a53 under qemu, Vulkan on lavapipe)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from quantune_iree.cli import main
+from quantune_iree.errors import QuantuneError
+from quantune_iree.importer import import_onnx
+from quantune_iree.job import JobOptions, output_paths, run_job
+from quantune_iree.plan import plan_from_json
+from quantune_iree.quantize import quantize_model
+from quantune_iree.runtime import Runner, run_module_cli
+from quantune_iree.targets import get_target
+from targets_env import QEMU, require_lavapipe, require_qemu
+from test_quantize import _dispatches
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(21)
+    for i in range(5):
+        np.save(d / f"{i}.npy", rng.standard_normal((1, 4, 10, 10)).astype(np.float32))
+    return str(d)
+
+
+@pytest.fixture(scope="module")
+def compiled(conv_stack_path, calib, tmp_path_factory):  # noqa: ANN201
+    out = tmp_path_factory.mktemp("out") / "cs.vmfb"
+    opts = JobOptions(
+        model=conv_stack_path,
+        output=str(out),
+        calib=calib,
+        target=get_target("host"),
+        fp32_layers=2,
+    )
+    return opts, run_job(opts, build=True)
+
+
+def test_analysis_runs_exactly_two_inference_passes(compiled) -> None:
+    _, result = compiled
+    a = result.analysis
+    assert a.inference_passes == 2
+    # Count the runtime calls themselves: one per calibration sample in each pass.
+    assert a.calibration.invocations == a.int8.invocations == a.calibration.samples == 5
+    assert result.selection.extra_passes == 0
+
+
+def test_outputs_and_plan(compiled) -> None:
+    opts, result = compiled
+    paths = output_paths(opts.output, True)
+    assert all(os.path.exists(p) for p in paths.values())
+    plan = plan_from_json(open(paths["plan"]).read(), paths["plan"])
+    assert [lp.precision for lp in plan.layers].count("fp32") == 2
+    assert {lp.rank for lp in plan.layers} == set(range(6))
+    fp32_ranks = sorted(lp.rank for lp in plan.fp32_layers)
+    assert fp32_ranks == [0, 1]  # the two most sensitive
+    assert all("sqnr_delta_db" in lp.metrics and lp.reason for lp in plan.layers)
+    side = json.loads(open(paths["sidecar"]).read())
+    assert side["inputs"] == [{"name": "x", "shape": [1, 4, 10, 10], "dtype": "float32"}]
+    assert side["outputs"] == [{"name": "y", "shape": [1, 5], "dtype": "float32"}]
+    assert side["function"] == "conv_stack" and side["plan"]["summary"]["fp32"] == 2
+    assert open(paths["chart"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "| rank | id | node | precision |" in open(paths["report_md"]).read()
+
+
+def test_fp32_layers_compile_to_float_and_int8_to_integer_dispatches(compiled, tmp_path) -> None:
+    opts, result = compiled
+    model = import_onnx(opts.model)
+    dispatches = _dispatches(quantize_model(model, result.plan), tmp_path)
+    kinds = [n.rsplit("_", 1)[-1] for n in dispatches if re.search(r"_(conv|matmul)", n)]
+    assert kinds.count("f32") == len(result.plan.fp32_layers) == 2
+    assert kinds.count("i8xi8xi32") == len(result.plan.int8_layers) == 4
+
+
+def test_reapplying_the_saved_plan_gives_identical_vmfb(compiled, tmp_path) -> None:
+    opts, _ = compiled
+    again = tmp_path / "again.vmfb"
+    run_job(
+        replace(opts, output=str(again), calib=None, plan=output_paths(opts.output, True)["plan"]),
+        build=True,
+    )
+    assert again.read_bytes() == open(opts.output, "rb").read()
+    assert (tmp_path / "again.plan.json").read_text() == open(
+        output_paths(opts.output, True)["plan"]
+    ).read()
+
+
+def test_min_sqnr_search_counts_its_passes(conv_stack_path, calib, tmp_path) -> None:
+    opts = JobOptions(
+        model=conv_stack_path,
+        output=str(tmp_path / "m.vmfb"),
+        calib=calib,
+        target=get_target("host"),
+        min_sqnr=45.0,
+    )
+    result = run_job(opts, build=False)
+    sel = result.selection
+    assert 0 < len(sel.fp32) < 6 and sel.output_sqnr_db >= 45.0
+    assert 1 <= sel.extra_passes <= 3  # bisection over 6 layers
+    assert f"{sel.extra_passes} extra inference passes" in result.summary
+
+
+def test_cortex_a53_build_runs_under_qemu_and_matches_host(compiled, tmp_path) -> None:
+    tool = require_qemu()
+    opts, _ = compiled
+    plan = output_paths(opts.output, True)["plan"]
+    a53 = tmp_path / "a53.vmfb"
+    run_job(
+        replace(opts, output=str(a53), calib=None, plan=plan, target=get_target(cpu="cortex-a53")),
+        build=True,
+    )
+    side = json.loads((tmp_path / "a53.vmfb.json").read_text())
+    assert "--iree-llvmcpu-target-cpu=cortex-a53" in side["target"]["flags"]
+    assert "--iree-llvmcpu-target-triple=aarch64-linux-gnu" in side["target"]["flags"]
+    x = np.random.default_rng(3).standard_normal((1, 4, 10, 10)).astype(np.float32)
+    got = run_module_cli(str(a53), "conv_stack", [x], 1, tool=tool, wrapper=QEMU)[0]
+    want = Runner(open(opts.output, "rb").read(), "conv_stack")([x])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_vulkan_build_runs_on_lavapipe_and_matches_host(compiled, tmp_path) -> None:
+    require_lavapipe()
+    opts, _ = compiled
+    vk = tmp_path / "vk.vmfb"
+    run_job(
+        replace(
+            opts,
+            output=str(vk),
+            calib=None,
+            plan=output_paths(opts.output, True)["plan"],
+            target=get_target("vulkan", vulkan_target="llvmpipe"),
+        ),
+        build=True,
+    )
+    x = np.random.default_rng(4).standard_normal((1, 4, 10, 10)).astype(np.float32)
+    got = run_module_cli(str(vk), "conv_stack", [x], 1, driver="vulkan")[0]
+    want = Runner(open(opts.output, "rb").read(), "conv_stack")([x])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_compile_and_run(conv_stack_path, calib, tmp_path, capsys) -> None:
+    out = tmp_path / "c.vmfb"
+    rc = main(
+        [
+            "compile",
+            conv_stack_path,
+            "--calib",
+            calib,
+            "--fp32-fraction",
+            "0.33",
+            "--calibration",
+            "mse",
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "plan: 4 int8, 2 fp32 of 6 layers" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "run",
+                str(out),
+                "--input",
+                os.path.join(calib, "0.npy"),
+                "-o",
+                str(tmp_path / "y.npz"),
+            ]
+        )
+        == 0
+    )
+    assert "y: float32[1, 5]" in capsys.readouterr().out
+    assert np.load(tmp_path / "y.npz")["y"].shape == (1, 5)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--fp32-layers", "1", "--min-sqnr", "30"], "conflict: give one"),
+        (["--target", "vulkan", "--target-cpu", "cortex-a53"], "conflict"),
+        (["--fp32-fraction", "2"], "must be within [0, 1]"),
+        (["--ranker", "oracle"], "invalid choice: 'oracle'"),
+        (["--metric-weight", "speed=1"], "unknown metric weight speed"),
+    ],
+)
+def test_cli_conflicting_or_bad_flags(conv_stack_path, calib, tmp_path, capsys, extra, message):
+    out = tmp_path / "c.vmfb"
+    rc = main(["compile", conv_stack_path, "--calib", calib, "-o", str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and "\n" not in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_plan_for_another_model_or_malformed(compiled, conv_stack_path, tmp_path, capsys) -> None:
+    opts, _ = compiled
+    good = json.loads(open(output_paths(opts.output, True)["plan"]).read())
+    cases = {
+        "sha": (dict(good, model_sha256="ab" * 32), "the plan was made for a model with sha256"),
+        "json": ("{not json", "not valid JSON"),
+        "layers": (dict(good, layers=good["layers"][:3]), "the plan has 3 layers, the model 6"),
+        "precision": (
+            dict(good, layers=[dict(good["layers"][0], precision="int4")] + good["layers"][1:]),
+            "precision 'int4'",
+        ),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        out = tmp_path / f"{name}.vmfb"
+        rc = main(["compile", conv_stack_path, "--plan", str(path), "-o", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and message in err, (name, err)
+        assert not out.exists()
+
+
+def test_job_refuses_missing_calibration(conv_stack_path, tmp_path) -> None:
+    with pytest.raises(QuantuneError, match="--calib DIR is required"):
+        run_job(
+            JobOptions(
+                model=conv_stack_path, output=str(tmp_path / "x.vmfb"), target=get_target("host")
+            ),
+            build=True,
+        )
