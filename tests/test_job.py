@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -229,3 +233,41 @@ def test_job_refuses_missing_calibration(conv_stack_path, tmp_path) -> None:
             ),
             build=True,
         )
+
+
+def _cli(args: list[str], seed: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    return subprocess.Popen(
+        [sys.executable, "-m", "quantune_iree", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_same_inputs_give_identical_plan_and_vmfb_across_hash_seeds(
+    conv_stack_path, calib, tmp_path
+) -> None:
+    outs = []
+    for seed in ("0", "12345"):
+        out = tmp_path / seed / "m.vmfb"
+        out.parent.mkdir()
+        proc = _cli(["compile", conv_stack_path, "--calib", calib, "-o", str(out)], seed)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        outs.append(out)
+    a, b = outs
+    assert a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".plan.json").read_text() == b.with_suffix(".plan.json").read_text()
+
+
+def test_interrupted_compile_leaves_nothing(conv_stack_path, calib, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _cli(["compile", conv_stack_path, "--calib", calib, "-o", str(out / "m.vmfb")], "0")
+    time.sleep(2.0)  # importing and analysing by now
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert rc == 130 and "interrupted; nothing was written" in err, (rc, err)
+    assert os.listdir(out) == []  # no output, no temporary file

@@ -65,6 +65,11 @@ class _DenseContextCache(onnx_importer.ContextCache):
         return super().tensor_proto_to_attr(tp)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -85,6 +90,8 @@ def load_onnx(path: str) -> onnx.ModelProto:
         model = onnx.load(path)
     except OSError as exc:
         raise QuantuneError(f"{path}: cannot read the model or its external data ({exc})") from None
+    except onnx.checker.ValidationError as exc:  # raised while loading external tensors
+        raise QuantuneError(f"{path}: cannot load its external data ({exc})") from None
     except Exception as exc:  # protobuf raises DecodeError and friends
         raise QuantuneError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
@@ -95,6 +102,46 @@ def load_onnx(path: str) -> onnx.ModelProto:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantuneError(f"{path}: invalid ONNX model: {first}") from None
     return model
+
+
+# Copies of the weights alive at the peak of an import (ONNX proto, numpy, MLIR attributes,
+# bytecode), a measured bound with margin.
+WEIGHT_COPIES = 5
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable), or a large number if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def memory_estimate(model: onnx.ModelProto) -> int:
+    """Bytes the import and compilation will need at least: the weights several times over."""
+    total = 0
+    for t in model.graph.initializer:
+        count = int(np.prod(t.dims, dtype=np.float64)) if len(t.dims) else 1
+        try:
+            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        except (KeyError, TypeError):
+            itemsize = 4
+        total += count * itemsize
+    return total * WEIGHT_COPIES
+
+
+def check_memory(model: onnx.ModelProto, path: str, available: int | None = None) -> None:
+    need = memory_estimate(model)
+    have = available_memory() if available is None else available
+    if need > have:
+        raise QuantuneError(
+            f"{path}: needs about {need / 2**30:.1f} GiB of memory to import, "
+            f"{have / 2**30:.1f} GiB is available"
+        )
 
 
 def _dims(name: str, t: onnx.TypeProto) -> list[int | str]:
@@ -144,6 +191,7 @@ def import_onnx(
 ) -> ImportedModel:
     """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused)."""
     model = load_onnx(path)
+    check_memory(model, path)
     if input_shapes:
         _apply_input_shapes(model, input_shapes, path)
     try:
@@ -152,6 +200,10 @@ def import_onnx(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantuneError(f"{path}: ONNX shape inference failed: {first}") from None
 
+    for node in model.graph.node:
+        for text in (node.name, node.op_type, *node.input, *node.output):
+            if not isinstance(text, str):
+                raise QuantuneError(f"{path}: a node has a name that is not valid UTF-8 ({text!r})")
     initializers = {t.name for t in model.graph.initializer}
     inputs = tuple(_spec(i, path) for i in model.graph.input if i.name not in initializers)
     outputs = tuple(_spec(o, path) for o in model.graph.output)
@@ -166,7 +218,13 @@ def import_onnx(
         )
         importer.import_all()
     except onnx_importer.OnnxImportError as exc:
-        raise QuantuneError(f"{path}: ONNX import failed: {exc}") from None
+        raise QuantuneError(f"{path}: ONNX import failed: {_one_line(exc)}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # IREE's importer trusts its input; a malformed graph surfaces as one of these.
+        raise QuantuneError(
+            f"{path}: ONNX import failed on a malformed graph ({type(exc).__name__}: "
+            f"{_one_line(exc)})"
+        ) from None
 
     ok, diags, _ = ir_session.run_pipeline(session, module, compile_to="input")
     if not ok:
