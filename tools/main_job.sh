@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a real pretrained model with real photos: installs quantune-iree into .venv,
-# lists MobileNetV2's quantizable layers and runs the FP32 calibration pass over the photos.
+# analyses MobileNetV2 (ImageNet weights) on the calibration photos, builds the mixed-precision
+# vmfb for cortex-a53 and the same plan for this host, and classifies a photo with it.
+# EVAL (default ../shared/eval) holds models/mobilenet_v2.onnx and images/{calib,dev}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVAL="${EVAL:-../shared/eval}"
@@ -13,8 +15,13 @@ if [ ! -x .venv/bin/quantune-iree ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q .
 fi
+Q=.venv/bin/quantune-iree
 mkdir -p out
-.venv/bin/quantune-iree layers "$EVAL/models/mobilenet_v2.onnx"
-.venv/bin/quantune-iree calibrate "$EVAL/models/mobilenet_v2.onnx" \
-  --calib "$EVAL/images/calib" --preprocess imagenet -o out/mobilenet_v2.calib.json
-echo "wrote out/mobilenet_v2.calib.json"
+$Q compile "$EVAL/models/mobilenet_v2.onnx" --calib "$EVAL/images/calib" --preprocess imagenet \
+  --calibration mse --fp32-layers 4 --target-cpu cortex-a53 -o out/mobilenet_v2.a53.vmfb
+$Q compile "$EVAL/models/mobilenet_v2.onnx" --plan out/mobilenet_v2.a53.plan.json \
+  -o out/mobilenet_v2.host.vmfb
+photo=$(ls "$EVAL"/images/dev/*.jpg | head -1)
+echo "classifying $photo with the host build:"
+$Q run out/mobilenet_v2.host.vmfb --input "$photo"
+echo "report: out/mobilenet_v2.a53.report.md, chart: out/mobilenet_v2.a53.sensitivity.png"
