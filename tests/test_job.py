@@ -271,3 +271,43 @@ def test_interrupted_compile_leaves_nothing(conv_stack_path, calib, tmp_path) ->
     err = proc.stderr.read()
     assert rc == 130 and "interrupted; nothing was written" in err, (rc, err)
     assert os.listdir(out) == []  # no output, no temporary file
+
+
+def test_mobilenet_v2_cortex_a53_runs_under_qemu_and_matches_host(tmp_path) -> None:
+    """The README's main command on the real model: the cortex-a53 vmfb, run under qemu, gives
+    the host build's logits for a real photo (bit for bit, as measured here)."""
+    from conftest import SHARED_EVAL, shared_model
+
+    tool = require_qemu()
+    model = shared_model("mobilenet_v2.onnx")
+    calib = str(SHARED_EVAL / "images" / "calib")
+    a53 = tmp_path / "mnv2.a53.vmfb"
+    rc = main(
+        [
+            "compile",
+            model,
+            "--calib",
+            calib,
+            "--calib-limit",
+            "8",
+            "--fp32-layers",
+            "3",
+            "--target-cpu",
+            "cortex-a53",
+            "-o",
+            str(a53),
+        ]
+    )
+    assert rc == 0
+    host = tmp_path / "mnv2.host.vmfb"
+    assert (
+        main(["compile", model, "--plan", str(tmp_path / "mnv2.a53.plan.json"), "-o", str(host)])
+        == 0
+    )
+    from quantune_iree.dataset import PRESETS, load_image
+
+    x = load_image(str(SHARED_EVAL / "images" / "calib" / "darknet__dog.jpg"), PRESETS["imagenet"])
+    got = run_module_cli(str(a53), "main_graph", [x], 1, tool=tool, wrapper=QEMU)[0]
+    want = Runner(host.read_bytes(), "main_graph")([x])[0]
+    assert got.argmax() == want.argmax()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
