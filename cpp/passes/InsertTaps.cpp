@@ -318,29 +318,10 @@ void insertTaps(MlirOperation module, InsertTapsOptions &options) {
   options.result = std::move(result);
 }
 
-void construct(void *) {}
-void destruct(void *) {}
-void *clonePass(void *userData) { return userData; }
-
-void run(MlirOperation op, MlirExternalPass pass, void *userData) {
-  auto *options = static_cast<InsertTapsOptions *>(userData);
-  try {
-    insertTaps(op, *options);
-  } catch (const NativeError &e) {
-    options->error = e.what();
-    mlirExternalPassSignalFailure(pass);
-  }
-}
-
 } // namespace
 
 MlirPass quantune::createInsertTapsPass(InsertTapsOptions *options) {
-  static MlirTypeIDAllocator allocator = mlirTypeIDAllocatorCreate();
-  static MlirTypeID passId = mlirTypeIDAllocatorAllocateTypeID(allocator);
-  MlirExternalPassCallbacks callbacks{construct, destruct, nullptr, clonePass,
-                                      run};
-  return mlirCreateExternalPass(
-      passId, toRef("InsertTaps"), toRef("quantune-insert-taps"),
-      toRef("Return quantizable layers' inputs and outputs as extra results"),
-      toRef("builtin.module"), 0, nullptr, callbacks, options);
+  return createModulePass<InsertTapsOptions, insertTaps>(
+      "InsertTaps", "quantune-insert-taps",
+      "Return quantizable layers' inputs and outputs as extra results", options);
 }

@@ -552,29 +552,10 @@ void quantizeLayers(MlirOperation module, QuantizeOptions &options) {
     quantizeLayer(layers[q->layerId], *q);
 }
 
-void construct(void *) {}
-void destruct(void *) {}
-void *clonePass(void *userData) { return userData; }
-
-void run(MlirOperation op, MlirExternalPass pass, void *userData) {
-  auto *options = static_cast<QuantizeOptions *>(userData);
-  try {
-    quantizeLayers(op, *options);
-  } catch (const NativeError &e) {
-    options->error = e.what();
-    mlirExternalPassSignalFailure(pass);
-  }
-}
-
 } // namespace
 
 MlirPass quantune::createQuantizeLayersPass(QuantizeOptions *options) {
-  static MlirTypeIDAllocator allocator = mlirTypeIDAllocatorCreate();
-  static MlirTypeID passId = mlirTypeIDAllocatorAllocateTypeID(allocator);
-  MlirExternalPassCallbacks callbacks{construct, destruct, nullptr, clonePass,
-                                      run};
-  return mlirCreateExternalPass(
-      passId, toRef("QuantizeLayers"), toRef("quantune-quantize-layers"),
-      toRef("Rewrite chosen layers into i8 x i8 -> i32 integer compute"),
-      toRef("builtin.module"), 0, nullptr, callbacks, options);
+  return createModulePass<QuantizeOptions, quantizeLayers>(
+      "QuantizeLayers", "quantune-quantize-layers",
+      "Rewrite chosen layers into i8 x i8 -> i32 integer compute", options);
 }

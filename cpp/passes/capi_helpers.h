@@ -14,6 +14,7 @@
 #include "mlir-c/BuiltinTypes.h"
 #include "mlir-c/Diagnostics.h"
 #include "mlir-c/IR.h"
+#include "mlir-c/Pass.h"
 #include "mlir-c/Support.h"
 
 #include <stdexcept>
@@ -124,6 +125,36 @@ private:
   bool attached = true;
   std::string messages;
 };
+
+/// Creates an external pass on builtin.module that runs `Body` with the
+/// caller-owned `options` (which must outlive the pass). A NativeError thrown
+/// by `Body` fails the pass, its message left in `options->error`. Each
+/// instantiation gets its own pass TypeID.
+template <typename Options, void (*Body)(MlirOperation, Options &)>
+MlirPass createModulePass(std::string_view name, std::string_view argument,
+                          std::string_view description, Options *options) {
+  struct Callbacks {
+    static void construct(void *) {}
+    static void destruct(void *) {}
+    static void *clone(void *userData) { return userData; }
+    static void run(MlirOperation op, MlirExternalPass pass, void *userData) {
+      auto *opts = static_cast<Options *>(userData);
+      try {
+        Body(op, *opts);
+      } catch (const NativeError &e) {
+        opts->error = e.what();
+        mlirExternalPassSignalFailure(pass);
+      }
+    }
+  };
+  static MlirTypeIDAllocator allocator = mlirTypeIDAllocatorCreate();
+  static MlirTypeID passId = mlirTypeIDAllocatorAllocateTypeID(allocator);
+  MlirExternalPassCallbacks callbacks{Callbacks::construct, Callbacks::destruct,
+                                      nullptr, Callbacks::clone, Callbacks::run};
+  return mlirCreateExternalPass(passId, toRef(name), toRef(argument),
+                                toRef(description), toRef("builtin.module"), 0,
+                                nullptr, callbacks, options);
+}
 
 } // namespace quantune
 

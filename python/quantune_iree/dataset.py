@@ -91,11 +91,16 @@ def _check(path: str, spec: TensorSpec, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.ndarray]]:
+def open_arrays(path: str) -> np.ndarray | np.lib.npyio.NpzFile:
+    """A .npy array or an open .npz archive; never unpickles."""
     try:
-        loaded = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as exc:
         raise QuantuneError(f"{path}: cannot read array file ({exc})") from None
+
+
+def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.ndarray]]:
+    loaded = open_arrays(path)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             missing = [s.name for s in inputs if s.name not in loaded.files]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .dataset import IMAGE_EXTENSIONS, PRESETS, Preprocess, load_image
+from .dataset import IMAGE_EXTENSIONS, PRESETS, Preprocess, load_image, open_arrays
 from .errors import QuantuneError
 from .output import write_atomic
 from .runtime import Runner, run_module_cli
@@ -31,10 +31,7 @@ def _load_input(path: str, spec: dict | None, preprocess: Preprocess | None) -> 
         raise QuantuneError(f"{path}: no such file")
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return load_image(path, preprocess or PRESETS["imagenet"])
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise QuantuneError(f"{path}: cannot read array file ({exc})") from None
+    loaded = open_arrays(path)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             name = spec["name"] if spec and spec["name"] in loaded.files else loaded.files[0]
