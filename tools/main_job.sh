@@ -21,7 +21,8 @@ $Q compile "$EVAL/models/mobilenet_v2.onnx" --calib "$EVAL/images/calib" --prepr
   --calibration mse --fp32-layers 4 --target-cpu cortex-a53 -o out/mobilenet_v2.a53.vmfb
 $Q compile "$EVAL/models/mobilenet_v2.onnx" --plan out/mobilenet_v2.a53.plan.json \
   -o out/mobilenet_v2.host.vmfb
-photo=$(ls "$EVAL"/images/dev/*.jpg | head -1)
+photos=("$EVAL"/images/dev/*.jpg)
+photo=${photos[0]}
 echo "classifying $photo with the host build:"
 $Q run out/mobilenet_v2.host.vmfb --input "$photo"
 echo "report: out/mobilenet_v2.a53.report.md, chart: out/mobilenet_v2.a53.sensitivity.png"

@@ -77,7 +77,7 @@ def output_paths(output: str, with_vmfb: bool) -> dict[str, str]:
     return paths
 
 
-def _selection(opts: JobOptions, n: int) -> str:
+def _selection(opts: JobOptions) -> str:
     chosen = [x is not None for x in (opts.fp32_layers, opts.fp32_fraction, opts.min_sqnr)]
     if sum(chosen) > 1:
         raise QuantuneError("--fp32-layers, --fp32-fraction and --min-sqnr conflict: give one")
@@ -110,7 +110,7 @@ def _analysed_plan(
     )
     ranking = rank_layers(analysis.layers, opts.ranker, opts.weights, opts.seed)
     n = len(ranking)
-    if _selection(opts, n) == "min_sqnr":
+    if _selection(opts) == "min_sqnr":
         assert opts.min_sqnr is not None
         selection = search_min_sqnr(
             model,
