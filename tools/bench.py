@@ -1,0 +1,128 @@
+"""Side-by-side latency of FP32, full INT8 and a mixed plan (IREE, host CPU) against ONNX Runtime
+FP32 and ORT static INT8 (QDQ, per-channel), interleaved in one run; prints medians and ratios.
+
+Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json] [--preprocess imagenet]
+                             [--reps 20] [--threads 2] [--calib-limit 32]
+Each build is measured at IREE's default flags and with the flag presets below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+from quantune_iree.calibrate import run_fp32_pass
+from quantune_iree.compile import compile_vmfb
+from quantune_iree.dataset import PRESETS, iter_samples
+from quantune_iree.importer import import_onnx
+from quantune_iree.layers import layer_table
+from quantune_iree.plan import QuantConfig, build_plan, check_plan_matches, plan_from_json
+from quantune_iree.quantize import quantize_model
+from quantune_iree.runtime import Runner
+from quantune_iree.targets import get_target
+
+PRESET_FLAGS = {
+    "default": (),
+    "nhwc": (
+        "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
+        "iree-preprocessing-convert-conv-to-channels-last))",
+    ),
+    "dt+uk+im2col": (
+        "--iree-opt-data-tiling",
+        "--iree-llvmcpu-enable-ukernels=mmt4d",
+        "--iree-global-opt-use-im2col-for-convs",
+        "--iree-llvmcpu-stack-allocation-limit=131072",
+    ),
+}
+
+
+def _ort_sessions(path: str, calib: list[np.ndarray], input_name: str, threads: int):  # noqa: ANN202
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calib)
+
+        def get_next(self):  # noqa: ANN202
+            x = next(self.it, None)
+            return None if x is None else {input_name: x}
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    q = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    quantize_static(path, q, Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    return {
+        "ort-fp32": ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]),
+        "ort-int8-qdq": ort.InferenceSession(q, opts, providers=["CPUExecutionProvider"]),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--calib", required=True)
+    ap.add_argument("--plan")
+    ap.add_argument("--preprocess", default="imagenet", choices=sorted(PRESETS))
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calib-limit", type=int, default=32)
+    args = ap.parse_args()
+
+    model = import_onnx(args.model)
+    layers = layer_table(model)
+    samples = list(
+        iter_samples(args.calib, model.inputs, PRESETS[args.preprocess], args.calib_limit)
+    )
+    stats = run_fp32_pass(model, iter(samples), layers=layers, reference_elements=None)
+    int8_plan = build_plan(model.sha256, layers, stats, QuantConfig())
+    builds = {"fp32": model.bytecode, "int8": quantize_model(model, int8_plan)}
+    if args.plan:
+        plan = plan_from_json(open(args.plan).read(), args.plan)
+        check_plan_matches(plan, layers, model.sha256, args.plan)
+        builds["mixed"] = quantize_model(model, plan)
+
+    runners = {}
+    for bname, bc in builds.items():
+        for pname, flags in PRESET_FLAGS.items():
+            try:
+                vmfb = compile_vmfb(bc, get_target("host", flags))
+            except Exception as exc:  # a preset the backend cannot compile is reported, not fatal
+                print(f"{bname}/{pname}: compile failed: {str(exc).splitlines()[0][:120]}")
+                continue
+            runners[f"{bname}/{pname}"] = Runner(vmfb, model.function)
+    x = samples[0]
+    calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
+    name0 = model.inputs[0].name
+    for name, sess in _ort_sessions(
+        args.model, [s[0] for s in samples], name0, args.threads
+    ).items():
+        calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
+    for call in calls.values():  # warm up
+        call()
+    times: dict[str, list[float]] = {n: [] for n in calls}
+    for _ in range(args.reps):  # interleaved, so machine noise hits every build alike
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(1000 * (time.perf_counter() - t0))
+    med = {n: statistics.median(v) for n, v in times.items()}
+    best_fp32 = min(v for n, v in med.items() if n.startswith("fp32/"))
+    print(
+        f"| build | median ms | vs best IREE fp32 | vs ort-fp32 | ({args.reps} reps, "
+        f"IREE local-task, ORT {args.threads} threads) |"
+    )
+    print("|---|---|---|---|---|")
+    for n, v in sorted(med.items(), key=lambda kv: kv[1]):
+        print(f"| {n} | {v:.2f} | {best_fp32 / v:.2f}x | {med['ort-fp32'] / v:.2f}x | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
