@@ -41,6 +41,34 @@ def _labels(eval_dir: str) -> dict[str, int]:
         }
 
 
+def _ort_int8(path: str, input_name: str, calib_dir: str, preset, inputs, exclude):  # noqa: ANN001, ANN202
+    """ORT static INT8 (QDQ, per-channel, same calibration images), run over `inputs`."""
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calibration_files(calib_dir))
+
+        def get_next(self):  # noqa: ANN202
+            p = next(self.it, None)
+            return None if p is None else {input_name: load_image(p, preset)}
+
+    out = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    quantize_static(
+        path,
+        out,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        nodes_to_exclude=list(exclude),
+    )
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    return np.stack([sess.run(None, {input_name: x})[0][0] for x in inputs])
+
+
 def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) -> None:
     host = get_target("host")
     ks = [int(k) for k in args.ks.split(",")]
@@ -89,6 +117,32 @@ def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) 
                 }
             )
             print(rows[-1], flush=True)
+    if args.ort:
+        ranking = rank_layers(analysis.layers)
+        for k in ks:
+            got = _ort_int8(
+                model.path,
+                model.inputs[0].name,
+                calib_dir,
+                preset,
+                inputs,
+                [r.node for r in ranking[:k]],
+            )
+            acc = ErrorAccumulator()
+            acc.add(ref, got)
+            rows.append(
+                {
+                    "model": name,
+                    "ranker": "onnxruntime quantize_static QDQ (excludes the combined top K)",
+                    "fp32_layers": k,
+                    "agreement_pct": round(100 * top1_agreement(ref, got), 1),
+                    "labelled_top1_pct": round(
+                        100 * float(np.mean(got[lab].argmax(-1) == truth)), 1
+                    ),
+                    "output_sqnr_db": round(acc.sqnr_db, 2),
+                }
+            )
+            print(rows[-1], flush=True)
     fp32_top1 = float(np.mean(ref[lab].argmax(-1) == truth)) if lab else float("nan")
     head = (
         f"## {name}\n\nCalibration: {analysis.calibration.samples} images, "
@@ -131,6 +185,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--calibration", default="minmax")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--ort", action="store_true", help="also onnxruntime quantize_static")
     ap.add_argument("--out", default=None, help="folder for <model>.md and <model>.csv")
     args = ap.parse_args()
     labels = _labels(args.eval_dir)
