@@ -16,6 +16,13 @@ from .plan import Plan, with_precisions
 from .targets import Target
 
 
+def _compile_error(diagnostics: str, target: Target, what: str) -> QuantuneError:
+    """The one-line error for a failed compile; build_vmfb reads the node name back from it."""
+    node, msg = ir_session.first_error(diagnostics)
+    where = f" at ONNX node '{node}'" if node else ""
+    return QuantuneError(f"compiling {what} for {target.name} failed{where}: {msg}")
+
+
 def _no_aslr() -> None:
     # LLVM seeds some hashes with addresses; with address randomisation on, the executable
     # libraries IREE embeds differ in a few bytes from run to run. Runs in the child only.
@@ -42,9 +49,7 @@ def compile_vmfb_reproducible(bytecode: bytes, target: Target, *, what: str = "m
             preexec_fn=_no_aslr,
         )
         if proc.returncode != 0 or not os.path.exists(out):
-            node, msg = ir_session.first_error(proc.stderr)
-            where = f" at ONNX node '{node}'" if node else ""
-            raise QuantuneError(f"compiling {what} for {target.name} failed{where}: {msg}")
+            raise _compile_error(proc.stderr, target, what)
         with open(out, "rb") as f:
             return f.read()
 
@@ -57,9 +62,7 @@ def compile_vmfb(bytecode: bytes, target: Target, *, what: str = "model") -> byt
         session, module, compile_from="input", output_vmfb=True
     )
     if not ok or vmfb is None:
-        node, msg = ir_session.first_error(diags)
-        where = f" at ONNX node '{node}'" if node else ""
-        raise QuantuneError(f"compiling {what} for {target.name} failed{where}: {msg}")
+        raise _compile_error(diags, target, what)
     return vmfb
 
 

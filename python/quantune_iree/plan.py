@@ -141,10 +141,6 @@ def _num(x: float) -> float | str:
     return x if math.isfinite(x) else str(x)
 
 
-def _unnum(x: float | str) -> float:
-    return float(x)
-
-
 def plan_to_json(plan: Plan, tool: str) -> str:
     data = {
         "format": "quantune-iree plan",
@@ -229,8 +225,8 @@ def plan_from_json(text: str, source: str) -> Plan:
                     weight_scales=tuple(float(s) for s in entry.get("weight_scales", [])),
                     reason=str(entry.get("reason", "")),
                     rank=entry.get("rank"),
-                    score=None if entry.get("score") is None else _unnum(entry["score"]),
-                    metrics={k: _unnum(v) for k, v in entry.get("metrics", {}).items()},
+                    score=None if entry.get("score") is None else float(entry["score"]),
+                    metrics={k: float(v) for k, v in entry.get("metrics", {}).items()},
                 )
             )
             if layers[-1].layer_id != i:

@@ -49,31 +49,32 @@ def weight_scales(
     return np.where(scales > 0, scales, np.float32(1.0)).astype(np.float32)
 
 
+def _scales_like(
+    shape: tuple[int, ...], scales: np.ndarray, channel_dims: tuple[int, ...]
+) -> np.ndarray:
+    """Per-channel scales (row-major over `channel_dims` in that order, or one for all) laid out
+    to broadcast against a weight of `shape`."""
+    bshape = [1] * len(shape)
+    for d in channel_dims:
+        bshape[d] = shape[d]
+    s = np.broadcast_to(np.asarray(scales, np.float32), (int(np.prod(bshape)),))
+    order = np.argsort(channel_dims)
+    return s.reshape([shape[d] for d in channel_dims]).transpose(order).reshape(bshape)
+
+
 def quantize_weight(
     weight: np.ndarray, scales: np.ndarray, channel_dims: tuple[int, ...]
 ) -> np.ndarray:
     """int8 weights as the compiler pass stores them."""
     w = np.asarray(weight, np.float32)
-    shape = [1] * w.ndim
-    for d in channel_dims:
-        shape[d] = w.shape[d]
-    s = np.broadcast_to(np.asarray(scales, np.float32), (int(np.prod(shape)),))
-    # Channel dims are row-major in `channel_dims` order; lay the scales out in weight order.
-    order = np.argsort(channel_dims)
-    s = s.reshape([w.shape[d] for d in channel_dims]).transpose(order).reshape(shape)
+    s = _scales_like(w.shape, scales, channel_dims)
     return np.clip(np.rint(w / s), -WMAX, WMAX).astype(np.int8)
 
 
 def dequantize_weight(
     q: np.ndarray, scales: np.ndarray, channel_dims: tuple[int, ...]
 ) -> np.ndarray:
-    shape = [1] * q.ndim
-    for d in channel_dims:
-        shape[d] = q.shape[d]
-    order = np.argsort(channel_dims)
-    s = np.broadcast_to(np.asarray(scales, np.float32), (int(np.prod(shape)),))
-    s = s.reshape([q.shape[d] for d in channel_dims]).transpose(order).reshape(shape)
-    return q.astype(np.float32) * s
+    return q.astype(np.float32) * _scales_like(q.shape, scales, channel_dims)
 
 
 def quantize_activation(x: np.ndarray, params: ActivationQuant) -> np.ndarray:
