@@ -14,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+from devset import ort_quantize_static
 from quantune_iree.calibrate import run_fp32_pass
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import PRESETS, iter_samples
@@ -40,27 +41,15 @@ PRESET_FLAGS = {
 
 
 def _ort_sessions(path: str, calib: list[np.ndarray], input_name: str, threads: int):  # noqa: ANN202
-    import tempfile
-
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calib)
-
-        def get_next(self):  # noqa: ANN202
-            x = next(self.it, None)
-            return None if x is None else {input_name: x}
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    q = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
-    quantize_static(path, q, Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
+    qdq = ort_quantize_static(path, input_name, calib)
     return {
         "ort-fp32": ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]),
-        "ort-int8-qdq": ort.InferenceSession(q, opts, providers=["CPUExecutionProvider"]),
+        "ort-int8-qdq": ort.InferenceSession(qdq, opts, providers=["CPUExecutionProvider"]),
     }
 
 

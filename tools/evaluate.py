@@ -16,12 +16,12 @@ import sys
 import time
 
 import numpy as np
+from devset import load_devset, ort_quantize_static
 from quantune_iree.analysis import analyze
 from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import PRESETS, calibration_files, iter_samples, load_image
+from quantune_iree.dataset import PRESETS, iter_samples
 from quantune_iree.importer import import_onnx
 from quantune_iree.layers import layer_table
-from quantune_iree.metrics import ErrorAccumulator, top1_agreement
 from quantune_iree.plan import QuantConfig, with_precisions
 from quantune_iree.quantize import quantize_model
 from quantune_iree.ranking import rank_layers
@@ -32,44 +32,7 @@ from quantune_iree.targets import get_target
 PREPROCESS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 
 
-def _labels(eval_dir: str) -> dict[str, int]:
-    with open(os.path.join(eval_dir, "dev.csv")) as f:
-        return {
-            r["file"]: int(r["imagenet_label"])
-            for r in csv.DictReader(f)
-            if r.get("imagenet_label")
-        }
-
-
-def _ort_int8(path: str, input_name: str, calib_dir: str, preset, inputs, exclude):  # noqa: ANN001, ANN202
-    """ORT static INT8 (QDQ, per-channel, same calibration images), run over `inputs`."""
-    import tempfile
-
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calibration_files(calib_dir))
-
-        def get_next(self):  # noqa: ANN202
-            p = next(self.it, None)
-            return None if p is None else {input_name: load_image(p, preset)}
-
-    out = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
-    quantize_static(
-        path,
-        out,
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        nodes_to_exclude=list(exclude),
-    )
-    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-    return np.stack([sess.run(None, {input_name: x})[0][0] for x in inputs])
-
-
-def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) -> None:
+def evaluate_model(name: str, args: argparse.Namespace) -> None:
     host = get_target("host")
     ks = [int(k) for k in args.ks.split(",")]
     preset = PRESETS[PREPROCESS[name]]
@@ -78,12 +41,7 @@ def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) 
     calib_dir = os.path.join(args.eval_dir, "images", "calib")
     config = QuantConfig(calibration=args.calibration)
     analysis = analyze(model, layers, lambda: iter_samples(calib_dir, model.inputs, preset), config)
-    dev = calibration_files(os.path.join(args.eval_dir, "images", "dev"))[: args.limit]
-    inputs = [load_image(p, preset) for p in dev]
-    fp32 = Runner(compile_vmfb(model.bytecode, host), model.function)
-    ref = np.stack([fp32([x])[0][0] for x in inputs])
-    lab = [i for i, p in enumerate(dev) if os.path.basename(p) in labels]
-    truth = np.array([labels[os.path.basename(dev[i])] for i in lab])
+    dev = load_devset(args.eval_dir, model, preset, args.limit)
     cache: dict[tuple[int, ...], tuple[float, float, float]] = {}
 
     def evaluate(fp32_ids: tuple[int, ...]) -> tuple[float, float, float]:
@@ -91,11 +49,7 @@ def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) 
         if key not in cache:
             plan = with_precisions(analysis.int8_plan, key)
             run = Runner(compile_vmfb(quantize_model(model, plan), host), model.function)
-            got = np.stack([run([x])[0][0] for x in inputs])
-            acc = ErrorAccumulator()
-            acc.add(ref, got)
-            labelled = float(np.mean(got[lab].argmax(-1) == truth)) if lab else float("nan")
-            cache[key] = (top1_agreement(ref, got), labelled, acc.sqnr_db)
+            cache[key] = dev.score(dev.run(run))
         return cache[key]
 
     rows = []
@@ -118,37 +72,34 @@ def evaluate_model(name: str, args: argparse.Namespace, labels: dict[str, int]) 
             )
             print(rows[-1], flush=True)
     if args.ort:
+        import onnxruntime as ort
+
         ranking = rank_layers(analysis.layers)
+        in_name = model.inputs[0].name
         for k in ks:
-            got = _ort_int8(
-                model.path,
-                model.inputs[0].name,
-                calib_dir,
-                preset,
-                inputs,
-                [r.node for r in ranking[:k]],
+            calib = (s[0] for s in iter_samples(calib_dir, model.inputs, preset))
+            qdq = ort_quantize_static(model.path, in_name, calib, [r.node for r in ranking[:k]])
+            sess = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
+            agree, labelled, sqnr = dev.score(
+                np.stack([sess.run(None, {in_name: x})[0][0] for x in dev.inputs])
             )
-            acc = ErrorAccumulator()
-            acc.add(ref, got)
             rows.append(
                 {
                     "model": name,
                     "ranker": "onnxruntime quantize_static QDQ (excludes the combined top K)",
                     "fp32_layers": k,
-                    "agreement_pct": round(100 * top1_agreement(ref, got), 1),
-                    "labelled_top1_pct": round(
-                        100 * float(np.mean(got[lab].argmax(-1) == truth)), 1
-                    ),
-                    "output_sqnr_db": round(acc.sqnr_db, 2),
+                    "agreement_pct": round(100 * agree, 1),
+                    "labelled_top1_pct": round(100 * labelled, 1),
+                    "output_sqnr_db": round(sqnr, 2),
                 }
             )
             print(rows[-1], flush=True)
-    fp32_top1 = float(np.mean(ref[lab].argmax(-1) == truth)) if lab else float("nan")
+    fp32_top1 = dev.top1(dev.ref)
     head = (
         f"## {name}\n\nCalibration: {analysis.calibration.samples} images, "
         f"{args.calibration}, asymmetric activations, per-channel weights. Analysis: "
         f"{analysis.inference_passes} inference passes, {analysis.seconds:.1f} s. "
-        f"Dev: {len(inputs)} images ({len(lab)} labelled; FP32 labelled top-1 "
+        f"Dev: {len(dev.inputs)} images ({len(dev.labelled)} labelled; FP32 labelled top-1 "
         f"{100 * fp32_top1:.1f}%).\n\n"
     )
     table = [
@@ -188,9 +139,8 @@ def main() -> int:
     ap.add_argument("--ort", action="store_true", help="also onnxruntime quantize_static")
     ap.add_argument("--out", default=None, help="folder for <model>.md and <model>.csv")
     args = ap.parse_args()
-    labels = _labels(args.eval_dir)
     for name in args.models.split(","):
-        evaluate_model(name, args, labels)
+        evaluate_model(name, args)
     return 0
 
 

@@ -11,18 +11,16 @@ Usage: python tools/int8_accuracy.py [EVAL_DIR] [--limit N]   (EVAL_DIR default 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
 
-import numpy as np
+from devset import load_devset
 from quantune_iree.calibrate import run_fp32_pass
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import PRESETS, calibration_files, load_image
 from quantune_iree.importer import import_onnx
 from quantune_iree.layers import layer_table
-from quantune_iree.metrics import ErrorAccumulator, top1_agreement
 from quantune_iree.plan import QuantConfig, build_plan
 from quantune_iree.quantization import CALIBRATION_METHODS
 from quantune_iree.quantize import quantize_model
@@ -32,22 +30,12 @@ from quantune_iree.targets import get_target
 MODELS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 
 
-def _labels(eval_dir: str) -> dict[str, int]:
-    out = {}
-    with open(os.path.join(eval_dir, "dev.csv")) as f:
-        for row in csv.DictReader(f):
-            if row.get("imagenet_label"):
-                out[row["file"]] = int(row["imagenet_label"])
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir", nargs="?", default="../shared/eval")
     ap.add_argument("--limit", type=int, default=None, help="dev images to use")
     args = ap.parse_args()
     host = get_target("host")
-    labels = _labels(args.eval_dir)
     print(
         "| model | activations | calibration | output SQNR dB | top-1 agreement | "
         "labelled top-1 (FP32) | images |"
@@ -63,13 +51,8 @@ def main() -> int:
             model, ([load_image(p, preset)] for p in calib), layers=layers, reference_elements=None
         )
         print(f"<!-- {name}: FP32 pass {time.perf_counter() - t0:.1f} s -->", file=sys.stderr)
-        dev = calibration_files(os.path.join(args.eval_dir, "images", "dev"))[: args.limit]
-        inputs = [load_image(p, preset) for p in dev]
-        fp32 = Runner(compile_vmfb(model.bytecode, host), model.function)
-        ref = np.stack([fp32([x])[0][0] for x in inputs])
-        labelled = [i for i, p in enumerate(dev) if os.path.basename(p) in labels]
-        truth = np.array([labels[os.path.basename(dev[i])] for i in labelled])
-        fp32_top1 = float(np.mean(ref[labelled].argmax(-1) == truth)) if labelled else float("nan")
+        dev = load_devset(args.eval_dir, model, preset, args.limit)
+        fp32_top1 = dev.top1(dev.ref)
         for symmetric in (False, True):
             for method in CALIBRATION_METHODS:
                 plan = build_plan(
@@ -79,14 +62,11 @@ def main() -> int:
                     QuantConfig(calibration=method, symmetric=symmetric),
                 )
                 int8 = Runner(compile_vmfb(quantize_model(model, plan), host), model.function)
-                got = np.stack([int8([x])[0][0] for x in inputs])
-                acc = ErrorAccumulator()
-                acc.add(ref, got)
-                top1 = float(np.mean(got[labelled].argmax(-1) == truth)) if labelled else np.nan
+                agree, top1, sqnr = dev.score(dev.run(int8))
                 print(
                     f"| {name} | {'symmetric' if symmetric else 'asymmetric'} | {method} | "
-                    f"{acc.sqnr_db:.2f} | {100 * top1_agreement(ref, got):.1f}% | "
-                    f"{100 * top1:.1f}% ({100 * fp32_top1:.1f}%) | {len(inputs)} |",
+                    f"{sqnr:.2f} | {100 * agree:.1f}% | "
+                    f"{100 * top1:.1f}% ({100 * fp32_top1:.1f}%) | {len(dev.inputs)} |",
                     flush=True,
                 )
     return 0

@@ -1,0 +1,94 @@
+"""Shared by the evaluation tools: the dev images with their labels and the FP32 build's
+outputs, scoring a candidate against them, and onnxruntime's static INT8 (the baseline)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from quantune_iree.compile import compile_vmfb
+from quantune_iree.dataset import Preprocess, calibration_files, load_image
+from quantune_iree.importer import ImportedModel
+from quantune_iree.metrics import ErrorAccumulator, top1_agreement
+from quantune_iree.runtime import Runner
+from quantune_iree.targets import get_target
+
+
+def load_labels(eval_dir: str) -> dict[str, int]:
+    """File name → ImageNet class, for the dev images dev.csv labels."""
+    with open(os.path.join(eval_dir, "dev.csv")) as f:
+        return {
+            r["file"]: int(r["imagenet_label"])
+            for r in csv.DictReader(f)
+            if r.get("imagenet_label")
+        }
+
+
+@dataclass(frozen=True)
+class DevSet:
+    inputs: list[np.ndarray]  # preprocessed dev images, batches of 1
+    ref: np.ndarray  # the FP32 build's first output per image
+    labelled: list[int]  # indices of the images with a label
+    truth: np.ndarray  # their labels
+
+    def top1(self, logits: np.ndarray) -> float:
+        """Labelled top-1 accuracy of `logits` (nan without labels)."""
+        if not self.labelled:
+            return float("nan")
+        return float(np.mean(logits[self.labelled].argmax(-1) == self.truth))
+
+    def score(self, got: np.ndarray) -> tuple[float, float, float]:
+        """(top-1 agreement with FP32, labelled top-1, output SQNR dB) of `got`."""
+        acc = ErrorAccumulator()
+        acc.add(self.ref, got)
+        return top1_agreement(self.ref, got), self.top1(got), acc.sqnr_db
+
+    def run(self, runner: Runner) -> np.ndarray:
+        return np.stack([runner([x])[0][0] for x in self.inputs])
+
+
+def load_devset(
+    eval_dir: str, model: ImportedModel, preset: Preprocess, limit: int | None = None
+) -> DevSet:
+    dev = calibration_files(os.path.join(eval_dir, "images", "dev"))[:limit]
+    labels = load_labels(eval_dir)
+    inputs = [load_image(p, preset) for p in dev]
+    fp32 = Runner(compile_vmfb(model.bytecode, get_target("host")), model.function)
+    labelled = [i for i, p in enumerate(dev) if os.path.basename(p) in labels]
+    return DevSet(
+        inputs=inputs,
+        ref=np.stack([fp32([x])[0][0] for x in inputs]),
+        labelled=labelled,
+        truth=np.array([labels[os.path.basename(dev[i])] for i in labelled]),
+    )
+
+
+def ort_quantize_static(
+    path: str, input_name: str, samples: Iterable[np.ndarray], exclude: Sequence[str] = ()
+) -> str:
+    """onnxruntime quantize_static (QDQ, per-channel weights, its default minmax calibration)
+    of the model at `path`, fed `samples`; returns the quantized model's path."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(samples)
+
+        def get_next(self):  # noqa: ANN202
+            x = next(self.it, None)
+            return None if x is None else {input_name: x}
+
+    out = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False).name
+    quantize_static(
+        path,
+        out,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        nodes_to_exclude=list(exclude),
+    )
+    return out
