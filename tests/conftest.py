@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import models
+import numpy as np
 import onnx
 import pytest
 
@@ -41,5 +42,15 @@ def conv_stack_model(conv_stack_path: str):  # noqa: ANN201 - ImportedModel
     return import_onnx(conv_stack_path)
 
 
-def listing(path: str) -> list[str]:
-    return sorted(os.listdir(path))
+def npy_folder(path, arrays) -> str:  # noqa: ANN001 - path-like, arrays
+    """A calibration folder holding one .npy sample per array, in order."""
+    os.makedirs(path, exist_ok=True)
+    for i, a in enumerate(arrays):
+        np.save(os.path.join(path, f"{i:02d}.npy"), a)
+    return str(path)
+
+
+def conv_stack_inputs(n: int, seed: int) -> list[np.ndarray]:
+    """`n` seeded random inputs for models.conv_stack()."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((1, 4, 10, 10)).astype(np.float32) for _ in range(n)]

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import npy_folder
 from quantune_iree.cli import main
 
 
@@ -15,13 +16,6 @@ def _one_line_error(capsys, rc: int, expected: str) -> None:
     assert rc == 2
     assert "\n" not in err and "Traceback" not in err, err
     assert expected in err, err
-
-
-def _npy_folder(path, arrays) -> str:
-    os.makedirs(path, exist_ok=True)
-    for i, a in enumerate(arrays):
-        np.save(os.path.join(path, f"{i:02d}.npy"), a)
-    return str(path)
 
 
 def test_layers_table_and_json(conv_stack_path, capsys) -> None:
@@ -42,7 +36,7 @@ def test_layers_table_and_json(conv_stack_path, capsys) -> None:
 
 def test_calibrate_writes_stats(conv_stack_path, tmp_path, capsys) -> None:
     rng = np.random.default_rng(0)
-    calib = _npy_folder(
+    calib = npy_folder(
         tmp_path / "calib",
         [rng.standard_normal((1, 4, 10, 10)).astype(np.float32) for _ in range(2)],
     )
@@ -66,7 +60,7 @@ def test_calibrate_writes_stats(conv_stack_path, tmp_path, capsys) -> None:
 def test_calibrate_bad_data_writes_nothing(
     conv_stack_path, tmp_path, capsys, arrays, expected
 ) -> None:
-    calib = _npy_folder(tmp_path / "calib", arrays)
+    calib = npy_folder(tmp_path / "calib", arrays)
     out = tmp_path / "stats.json"
     rc = main(["calibrate", conv_stack_path, "--calib", calib, "-o", str(out)])
     _one_line_error(capsys, rc, expected)
@@ -84,7 +78,7 @@ def test_not_onnx(tmp_path, capsys) -> None:
 
 
 def test_unwritable_outputs(conv_stack_path, tmp_path, capsys) -> None:
-    calib = _npy_folder(tmp_path / "calib", [np.ones((1, 4, 10, 10), np.float32)])
+    calib = npy_folder(tmp_path / "calib", [np.ones((1, 4, 10, 10), np.float32)])
     rc = main(
         ["calibrate", conv_stack_path, "--calib", calib, "-o", str(tmp_path / "no" / "s.json")]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import conv_stack_inputs, npy_folder
 from quantune_iree.calibrate import run_fp32_pass
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import iter_samples
@@ -19,11 +20,7 @@ from quantune_iree.targets import get_target
 
 @pytest.fixture(scope="module")
 def calib_dir(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(11)
-    for i in range(4):
-        np.save(d / f"{i}.npy", rng.standard_normal((1, 4, 10, 10)).astype(np.float32))
-    return str(d)
+    return npy_folder(tmp_path_factory.mktemp("calib"), conv_stack_inputs(4, seed=11))
 
 
 def _samples(model, calib_dir):  # noqa: ANN001, ANN202

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import conv_stack_inputs, npy_folder
 from quantune_iree.cli import main
 from quantune_iree.errors import QuantuneError
 from quantune_iree.importer import import_onnx
@@ -28,11 +29,7 @@ from test_quantize import _dispatches
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(21)
-    for i in range(5):
-        np.save(d / f"{i}.npy", rng.standard_normal((1, 4, 10, 10)).astype(np.float32))
-    return str(d)
+    return npy_folder(tmp_path_factory.mktemp("calib"), conv_stack_inputs(5, seed=21))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +171,7 @@ def test_cli_compile_and_run(conv_stack_path, calib, tmp_path, capsys) -> None:
                 "run",
                 str(out),
                 "--input",
-                os.path.join(calib, "0.npy"),
+                os.path.join(calib, "00.npy"),
                 "-o",
                 str(tmp_path / "y.npz"),
             ]
