@@ -233,12 +233,15 @@ def _preprocess(args: argparse.Namespace):  # noqa: ANN202 - returns dataset.Pre
     return dataclasses.replace(base, **overrides)
 
 
-def _progress(label: str) -> Callable[[int], None]:
-    def show(n: int) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{label}: {n} samples", end="", file=sys.stderr, flush=True)
+def _pass_progress(label: str, n: int) -> None:
+    """The progress line of an inference pass; only on a terminal."""
+    if sys.stderr.isatty():
+        print(f"\r{label}: {n} samples", end="", file=sys.stderr, flush=True)
 
-    return show
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
@@ -263,9 +266,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     preprocess = _preprocess(args)
     model = import_onnx(args.model, dict(args.input_shape))
     samples = iter_samples(args.calib, model.inputs, preprocess, args.calib_limit)
-    result = run_fp32_pass(model, samples, progress=_progress("FP32 pass"))
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    result = run_fp32_pass(model, samples, progress=lambda n: _pass_progress("FP32 pass", n))
+    _end_progress()
     write_atomic(args.output, calibration_json(model, result))
     print(calibration_summary(result))
     return 0
@@ -319,11 +321,6 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
     )
 
 
-def _pass_progress(label: str, n: int) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{label}: {n} samples", end="", file=sys.stderr, flush=True)
-
-
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .job import run_job
     from .targets import get_target
@@ -338,8 +335,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         vulkan_target=args.vulkan_target,
     )
     result = run_job(_job_options(args, target), build=True, progress=_pass_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    _end_progress()
     print(result.summary)
     return 0
 
@@ -348,8 +344,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from .job import run_job
 
     result = run_job(_job_options(args), build=False, progress=_pass_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    _end_progress()
     print(result.summary)
     return 0
 
