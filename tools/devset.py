@@ -19,8 +19,11 @@ from quantune_iree.targets import get_target
 
 
 def load_labels(eval_dir: str) -> dict[str, int]:
-    """File name → ImageNet class, for the dev images dev.csv labels."""
-    with open(os.path.join(eval_dir, "dev.csv")) as f:
+    """File name → ImageNet class, for the dev images dev.csv labels (none without dev.csv)."""
+    path = os.path.join(eval_dir, "dev.csv")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
         return {
             r["file"]: int(r["imagenet_label"])
             for r in csv.DictReader(f)
@@ -51,20 +54,33 @@ class DevSet:
         return np.stack([runner([x])[0][0] for x in self.inputs])
 
 
-def load_devset(
-    eval_dir: str, model: ImportedModel, preset: Preprocess, limit: int | None = None
+def load_imageset(
+    folder: str,
+    model: ImportedModel,
+    preset: Preprocess,
+    labels: dict[str, int] | None = None,
+    limit: int | None = None,
 ) -> DevSet:
-    dev = calibration_files(os.path.join(eval_dir, "images", "dev"))[:limit]
-    labels = load_labels(eval_dir)
-    inputs = [load_image(p, preset) for p in dev]
+    """The images of `folder` with the FP32 build's outputs (and `labels` by file name)."""
+    labels = labels or {}
+    files = calibration_files(folder)[:limit]
+    inputs = [load_image(p, preset) for p in files]
     fp32 = Runner(compile_vmfb(model.bytecode, get_target("host")), model.function)
-    labelled = [i for i, p in enumerate(dev) if os.path.basename(p) in labels]
+    labelled = [i for i, p in enumerate(files) if os.path.basename(p) in labels]
     return DevSet(
         inputs=inputs,
         ref=np.stack([fp32([x])[0][0] for x in inputs]),
         labelled=labelled,
-        truth=np.array([labels[os.path.basename(dev[i])] for i in labelled]),
+        truth=np.array([labels[os.path.basename(files[i])] for i in labelled]),
     )
+
+
+def load_devset(
+    eval_dir: str, model: ImportedModel, preset: Preprocess, limit: int | None = None
+) -> DevSet:
+    """`eval_dir`/images/dev with the labels of `eval_dir`/dev.csv."""
+    dev = os.path.join(eval_dir, "images", "dev")
+    return load_imageset(dev, model, preset, load_labels(eval_dir), limit)
 
 
 def ort_quantize_static(

