@@ -1,7 +1,8 @@
 """Real photos for the main job and the tests, without ../shared: the photographic stamps of
 Debian's `tuxpaint-stamps-default` (GPL-2; animals, food, plants, vehicles, ...; no cartoons),
-flattened onto white, shorter side at most 320 px, JPEG. A fixed, name-hashed split puts --calib of them in
-OUT/calib and up to --dev in OUT/dev; OUT/photos.csv records each file's source and licence.
+flattened onto white, shorter side at most 320 px, JPEG. A fixed, name-hashed split puts
+--calib of them in OUT/calib and up to --dev in OUT/dev; OUT/photos.csv records each file's
+source and licence.
 
 Usage: python tools/fetch_photos.py OUT [--calib 64] [--dev 200]
 Needs apt-get (the package is downloaded, not installed) and dpkg-deb.

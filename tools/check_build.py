@@ -1,0 +1,67 @@
+"""Accuracy and speed of a shipped host build against the model's FP32 build on this machine.
+
+Builds the ONNX model's FP32 vmfb for the host (the same default flags as the shipped build),
+runs both over the images of a folder (preprocessed as the build's sidecar says), and prints
+top-1 agreement with FP32, output SQNR, and both builds' median latency measured interleaved.
+
+Usage: python tools/check_build.py MODEL.onnx BUILD.vmfb IMAGES_DIR [--reps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from devset import load_imageset
+from quantune_iree.compile import compile_vmfb
+from quantune_iree.dataset import Preprocess
+from quantune_iree.importer import import_onnx
+from quantune_iree.runtime import Runner
+from quantune_iree.targets import get_target
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("vmfb")
+    ap.add_argument("images")
+    ap.add_argument("--reps", type=int, default=20)
+    args = ap.parse_args()
+
+    with open(args.vmfb + ".json") as f:
+        side = json.load(f)
+    pre = side["preprocessing"]
+    preset = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()})
+    model = import_onnx(args.model)
+    images = load_imageset(args.images, model, preset)
+    with open(args.vmfb, "rb") as f:
+        shipped = Runner(f.read(), side["function"])
+    agree, _, sqnr = images.score(images.run(shipped))
+    print(
+        f"accuracy: top-1 agreement with FP32 on {len(images.inputs)} photos {100 * agree:.1f}%, "
+        f"output SQNR {sqnr:.1f} dB"
+    )
+    fp32 = Runner(compile_vmfb(model.bytecode, get_target("host")), model.function)
+    x = [images.inputs[0]]
+    calls = {"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}
+    for call in calls.values():
+        call()
+    times: dict[str, list[float]] = {n: [] for n in calls}
+    for _ in range(args.reps):  # interleaved: machine noise hits both alike
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(1000 * (time.perf_counter() - t0))
+    med = {n: statistics.median(v) for n, v in times.items()}
+    print(
+        f"speed on this host ({args.reps} interleaved runs, median): FP32 {med['fp32']:.1f} ms, "
+        f"this build {med['shipped']:.1f} ms ({med['fp32'] / med['shipped']:.2f}x FP32's speed)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
