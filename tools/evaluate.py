@@ -11,7 +11,7 @@ per-channel, the same calibration images) without and with excluding the combine
 
 Reports top-1 agreement with FP32 (all dev images), labelled top-1 (where dev.csv labels
 exist), output SQNR, and the inference passes and wall time each ranker's search spent; with
---target-agreement P, the smallest K reaching P% per ranker (scan 12, 16, 24, ... then bisect).
+--target-agreement P, the smallest K on a grid (0, the --ks, 12, 16, 24, ..., all) reaching P%.
 Writes <model>.md, <model>.csv and <model>.png (agreement vs K, one line per ranker) to --out.
 
 Usage: python tools/evaluate.py [EVAL_DIR] [--models mobilenet_v2.onnx,...]
@@ -87,14 +87,15 @@ def leave_one_out(builds: Builds, calib: DevSet, layer_ids: Sequence[int], ref_s
     return Search(order, len(layer_ids) + 1, time.perf_counter() - t0 + ref_s)
 
 
-def greedy(builds: Builds, calib: DevSet, loo: Search, max_k: int) -> Search:
+def greedy(builds: Builds, calib: DevSet, loo: Search, max_k: int, tries: int) -> Search:
     """Forward selection along the leave-one-out order: a layer joins the FP32 set when it
-    raises (agreement, SQNR) on the calibration images; stops after `max_k` joined."""
+    raises (agreement, SQNR) on the calibration images; stops after `max_k` joined or `tries`
+    layers tried. The rest of the order follows, as leave-one-out ranked it."""
     t0 = time.perf_counter()
     chosen: list[int] = []
     best = builds.score(calib, [])[::2]
     passes = loo.passes + 1
-    for i in loo.order:
+    for i in loo.order[:tries]:
         if len(chosen) >= max_k:
             break
         got = builds.score(calib, [*chosen, i])[::2]
@@ -115,27 +116,24 @@ def parse_ks(text: str, n: int) -> list[tuple[int, str]]:
     return sorted(out.items())
 
 
-def smallest_k(agreement_at: Callable[[int], float], n: int, target: float, known: dict) -> int:
-    """Smallest K whose agreement reaches `target`: scans, then bisects (not monotone in K, so
-    this is the smallest K found by that search)."""
-    steps = sorted({0, *known, *[12, 16, 24, 32, 40, 48], n})
-    lo = -1
-    for k in steps:
-        if k > n:
+GRID = (12, 16, 24, 32, 40, 48)
+
+
+def grid_scan(
+    agreement_at: Callable[[int], float], n: int, targets: list[float], ks: list[int]
+) -> dict[float, int]:
+    """Smallest K on the grid (0, the --ks, 12, 16, 24, ..., n) whose agreement reaches each
+    target; the scan stops once the highest target is reached. Agreement is not monotone in K,
+    so this is a grid search, not a bisection."""
+    found: dict[float, int] = {}
+    for k in sorted({0, *ks, *[g for g in GRID if g < n], n}):
+        a = agreement_at(k)
+        for t in targets:
+            if a >= t and t not in found:
+                found[t] = k
+        if len(found) == len(targets):
             break
-        if agreement_at(k) >= target:
-            hi = k
-            break
-        lo = k
-    else:
-        return n
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if agreement_at(mid) >= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return {t: found.get(t, n) for t in targets}
 
 
 def agreement_png(series: dict[str, list[tuple[int, float]]], title: str, n: int) -> bytes:
@@ -197,10 +195,12 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
     ref_s = time.perf_counter() - t0
     builds = Builds(model, analysis)
     ks = parse_ks(args.ks, n)
-    target = args.target_agreement
+    targets = (
+        sorted(float(t) for t in args.target_agreement.split(",")) if args.target_agreement else []
+    )
     searches: dict[str, Search] = {}
     rows: list[dict[str, object]] = []
-    smallest: dict[str, int] = {}
+    smallest: dict[str, dict[float, int]] = {}
     points: dict[str, dict[int, float]] = {}
 
     def ranking(ranker: str, seed: int) -> list[int]:
@@ -208,7 +208,9 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
             if "loo" not in searches:
                 searches["loo"] = leave_one_out(builds, calib, ids[: args.loo_limit], ref_s)
             if ranker == "greedy" and "greedy" not in searches:
-                searches["greedy"] = greedy(builds, calib, searches["loo"], args.greedy_max)
+                searches["greedy"] = greedy(
+                    builds, calib, searches["loo"], args.greedy_max, args.greedy_tries
+                )
             return searches[ranker].order
         return [r.layer_id for r in rank_layers(analysis.layers, ranker, seed=seed)]
 
@@ -238,12 +240,24 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
                 }
             )
             print(rows[-1], flush=True)
-        if target is not None:
-            known = {k: score_at(ranker, k)[0] for k, _ in ks}
-            smallest[label] = smallest_k(
-                lambda k, r=ranker: 100 * score_at(r, k)[0], n, target, known
+        if targets and ranker in args.target_rankers.split(","):
+            smallest[label] = grid_scan(
+                lambda k, r=ranker: 100 * score_at(r, k)[0], n, targets, [k for k, _ in ks]
             )
-            print(f"{label}: smallest K reaching {target}% = {smallest[label]}", flush=True)
+            print(f"{label}: smallest K reaching {smallest[label]}", flush=True)
+            for k in sorted(points[ranker]):
+                if k not in {0, *(k for k, _ in ks)}:
+                    agree, labelled, sqnr = score_at(ranker, k)
+                    rows.append(
+                        {
+                            **rows[-1],
+                            "fp32_layers": k,
+                            "k": f"{k} (grid)",
+                            "agreement_pct": round(100 * agree, 1),
+                            "labelled_top1_pct": round(100 * labelled, 1),
+                            "output_sqnr_db": round(sqnr, 2),
+                        }
+                    )
 
     if args.ort:
         import onnxruntime as ort
@@ -288,7 +302,7 @@ def write_results(
     dev: DevSet,
     n: int,
     rows: list[dict[str, object]],
-    smallest: dict[str, int],
+    smallest: dict[str, dict[float, int]],
     searches: dict[str, Search],
     series: dict[str, list[tuple[int, float]]],
 ) -> None:
@@ -311,8 +325,19 @@ def write_results(
             f"{s.seconds:.1f} s: {s.seconds / analysis.seconds:.1f}× the analysis."
         )
     if smallest:
-        head += ["", f"Smallest K reaching {args.target_agreement}% agreement:", ""]
-        head += [f"- {r}: K = {k} of {n}" for r, k in smallest.items()]
+        targets = sorted(next(iter(smallest.values())), reverse=True)
+        head += [
+            "",
+            f"Smallest K (of {n}) reaching a top-1 agreement, on the grid 0, "
+            f"{args.ks}, {', '.join(map(str, GRID))}, {n}:",
+            "",
+            "| ranker | " + " | ".join(f"≥ {t:g}%" for t in targets) + " |",
+            "|---|" + "---|" * len(targets),
+        ]
+        head += [
+            f"| {r} | " + " | ".join(str(found[t]) for t in targets) + " |"
+            for r, found in smallest.items()
+        ]
     table = [
         "",
         "| ranker | FP32 layers | top-1 agreement | labelled top-1 | output SQNR dB |",
@@ -320,7 +345,7 @@ def write_results(
     ]
     table += [
         f"| {r['ranker']} | {r['fp32_layers']}"
-        + (f" ({r['k']})" if str(r["k"]).endswith("%") else "")
+        + (f" ({str(r['k']).split(' ')[-1].strip('()')})" if not str(r["k"]).isdigit() else "")
         + f" | {r['agreement_pct']}% | {r['labelled_top1_pct']}% | {r['output_sqnr_db']} |"
         for r in rows
     ]
@@ -350,8 +375,10 @@ def main() -> int:
     ap.add_argument("--rankers", default="combined,random")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--calibration", default="minmax")
-    ap.add_argument("--greedy-max", type=int, default=16, help="greedy stops after this many")
-    ap.add_argument("--target-agreement", type=float, default=None, metavar="PCT")
+    ap.add_argument("--greedy-max", type=int, default=8, help="greedy stops after this many")
+    ap.add_argument("--greedy-tries", type=int, default=16, help="... or this many tried")
+    ap.add_argument("--target-agreement", default=None, metavar="PCT[,PCT..]")
+    ap.add_argument("--target-rankers", default="combined,random,loo,greedy")
     ap.add_argument("--limit", type=int, default=None, help="first N dev images only")
     ap.add_argument("--loo-limit", type=int, default=None, help="search the first N layers only")
     ap.add_argument("--ort", action="store_true", help="also onnxruntime quantize_static")
