@@ -126,6 +126,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"IREE Vulkan target (default {DEFAULT_VULKAN_TARGET}; llvmpipe = lavapipe)",
     )
     g.add_argument(
+        "--preset",
+        choices=["default", "speed"],
+        default="default",
+        help="compiler flag preset: default (IREE's) or speed (CPU: data tiling + microkernels "
+        "+ im2col; see docs/results/speed.md)",
+    )
+    g.add_argument(
         "--iree-flag",
         action="append",
         default=[],
@@ -344,6 +351,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         cpu=args.target_cpu,
         triple=args.target_triple,
         vulkan_target=args.vulkan_target,
+        preset=args.preset,
     )
     result = run_job(_job_options(args, target), build=True, progress=_pass_progress)
     _end_progress()

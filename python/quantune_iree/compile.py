@@ -13,7 +13,7 @@ from collections.abc import Callable
 from . import ir_session
 from .errors import QuantuneError
 from .plan import Plan, with_precisions
-from .targets import Target
+from .targets import Target, needs_subprocess
 
 
 def _compile_error(diagnostics: str, target: Target, what: str) -> QuantuneError:
@@ -56,6 +56,8 @@ def compile_vmfb_reproducible(bytecode: bytes, target: Target, *, what: str = "m
 
 def compile_vmfb(bytecode: bytes, target: Target, *, what: str = "model") -> bytes:
     """Compiles a module already at IREE's `input` phase; returns the vmfb bytes."""
+    if needs_subprocess(target):
+        return compile_vmfb_reproducible(bytecode, target, what=what)
     session = ir_session.new_session(target.flags)
     module = ir_session.parse_module(session, bytecode)
     ok, diags, vmfb = ir_session.run_pipeline(

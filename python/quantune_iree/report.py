@@ -204,6 +204,8 @@ def sidecar_json(
                     "name": target.name,
                     "driver": target.driver,
                     "flags": list(target.flags),
+                    "preset": target.preset,
+                    "runtime_flags": list(target.runtime_flags),
                 },
                 "inputs": [spec(s) for s in model.inputs],
                 "outputs": [spec(s) for s in model.outputs],

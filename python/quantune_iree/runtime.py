@@ -15,6 +15,12 @@ import numpy as np
 from iree import runtime as rt
 
 from .errors import QuantuneError
+from .targets import WORKER_STACK_FLAG
+
+# Builds with the `speed` preset need larger worker stacks than IREE's default (targets.py).
+# Runtime flags are process-wide and must be set before the first device exists; 1 MB per
+# worker thread is harmless for every other build.
+rt.flags.parse_flags(WORKER_STACK_FLAG)
 
 
 class Runner:
@@ -74,6 +80,7 @@ def run_module_cli(
             f"--module={vmfb_path}",
             f"--device={driver}",
             f"--function={function}",
+            WORKER_STACK_FLAG,
         ]
         for i, x in enumerate(inputs):
             path = os.path.join(tmp, f"in{i}.npy")

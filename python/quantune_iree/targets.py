@@ -13,6 +13,9 @@ class Target:
     name: str
     driver: str  # IREE runtime driver that runs the vmfb
     flags: tuple[str, ...]
+    # Runtime flags the vmfb needs (an app loading it must pass them to IREE's runtime).
+    runtime_flags: tuple[str, ...] = ()
+    preset: str = "default"
 
 
 _LLVM_CPU = (
@@ -30,6 +33,31 @@ _AARCH64_PREFIXES = ("cortex-", "neoverse-", "apple-", "exynos-", "kryo", "carme
 
 TARGETS = ("host", "vulkan", "llvm-cpu")
 
+# Flag presets. `default`: IREE's defaults. `speed` (llvm-cpu): integer convs and matmuls on
+# IREE's data-tiled mmt4d microkernels (VNNI vpdpwssd on x86 with avx512vnni, smlal on
+# cortex-a53), convs through im2col. Measured with tools/bench.py (docs/results/speed.md).
+# Two flags work around IREE 3.13 limits met on MobileNetV2's INT8 build: an unpack+transpose
+# dispatch of a 24-channel 1x1 conv needs 100 KB of stack and vectors over IREE's 32 KB
+# "large vector" check; it compiles and runs correctly (bit-identical to the default build)
+# with both limits raised, but then needs worker threads with more than IREE's default 128 KB
+# of stack, hence the runtime flag.
+PRESETS = ("default", "speed")
+_SPEED_LLVM_CPU = (
+    "--iree-opt-data-tiling",
+    "--iree-llvmcpu-enable-ukernels=mmt4d",
+    "--iree-global-opt-use-im2col-for-convs",
+    "--iree-llvmcpu-stack-allocation-limit=131072",
+    "--iree-llvmcpu-fail-on-large-vector=false",
+)
+WORKER_STACK_FLAG = "--task_worker_stack_size=1048576"
+# Process-global LLVM options an in-process compiler session refuses; a target using one is
+# compiled by an iree-compile child process instead (compile.py).
+GLOBAL_ONLY_FLAGS = ("--iree-llvmcpu-fail-on-large-vector",)
+
+
+def needs_subprocess(target: Target) -> bool:
+    return any(f.split("=")[0] in GLOBAL_ONLY_FLAGS for f in target.flags)
+
 
 def cpu_triple(cpu: str) -> str:
     return "aarch64-linux-gnu" if cpu.startswith(_AARCH64_PREFIXES) else "x86_64-linux-gnu"
@@ -42,13 +70,24 @@ def get_target(
     cpu: str | None = None,
     triple: str | None = None,
     vulkan_target: str | None = None,
+    preset: str = "default",
 ) -> Target:
-    """host: llvm-cpu for this machine. llvm-cpu: a named CPU (and triple). vulkan: SPIR-V."""
+    """host: llvm-cpu for this machine. llvm-cpu: a named CPU (and triple). vulkan: SPIR-V.
+    `preset` adds a measured flag set (see PRESETS)."""
+    if preset not in PRESETS:
+        raise QuantuneError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
     if name == "host" and cpu:
         name = "llvm-cpu"
+    if preset == "speed" and name in ("host", "llvm-cpu"):
+        extra_flags = (*_SPEED_LLVM_CPU, *extra_flags)
+        rt_flags: tuple[str, ...] = (WORKER_STACK_FLAG,)
+    elif preset == "speed":
+        raise QuantuneError(f"preset 'speed' is for CPU targets; target {name} has none yet")
+    else:
+        rt_flags = ()
     if name == "host":
         flags = _LLVM_CPU + ("--iree-llvmcpu-target-cpu=host",)
-        return Target("host", "local-task", flags + tuple(extra_flags))
+        return Target("host", "local-task", flags + tuple(extra_flags), rt_flags, preset)
     if name == "llvm-cpu":
         if not cpu:
             raise QuantuneError("target llvm-cpu needs a CPU name (--target-cpu)")
@@ -56,7 +95,7 @@ def get_target(
             f"--iree-llvmcpu-target-triple={triple or cpu_triple(cpu)}",
             f"--iree-llvmcpu-target-cpu={cpu}",
         )
-        return Target(cpu, "local-task", flags + tuple(extra_flags))
+        return Target(cpu, "local-task", flags + tuple(extra_flags), rt_flags, preset)
     if name == "vulkan":
         if cpu:
             raise QuantuneError("--target-cpu and --target vulkan conflict: choose one target")
