@@ -120,3 +120,73 @@ def test_speed_preset_is_refused_for_vulkan(conv_stack_path, tmp_path, capsys) -
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "speed" in err[0]
     assert not out.exists()
+
+
+def test_slow_kinds_stay_fp32_and_a_model_slower_in_int8_stays_fp32() -> None:
+    from quantune_iree.speed import KindSpeed, slow_layer_reasons
+
+    class L:
+        def __init__(self, i: int, kind: str) -> None:
+            self.id, self.kind = i, kind
+
+    layers = [L(0, "conv"), L(1, "depthwise_conv"), L(2, "conv"), L(3, "matmul")]
+    host = get_target("host")
+    speeds = [
+        KindSpeed("conv", 2, 10.0, 12.0),  # FP32 slower: stays INT8
+        KindSpeed("depthwise_conv", 1, 10.0, 9.0),  # FP32 faster: INT8 slower, keep FP32
+        KindSpeed("matmul", 1, 10.0, 9.95),  # within the noise margin: INT8
+        KindSpeed("all", 4, 10.0, 11.0),
+    ]
+    reasons = slow_layer_reasons(layers, speeds, host)
+    assert set(reasons) == {1} and "9.00 ms" in reasons[1]
+    speeds[-1] = KindSpeed("all", 4, 10.0, 8.0)
+    assert set(slow_layer_reasons(layers, speeds, host)) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("objective", ["balanced", "speed"])
+def test_objective_measures_kinds_and_keeps_slow_ones_fp32(int8_job, tmp_path, objective):
+    calib = npy_folder(tmp_path / "c", conv_stack_inputs(3, seed=8))
+    out = tmp_path / "o.vmfb"
+    opts = replace(
+        int8_job, plan=None, calib=calib, output=str(out), fp32_layers=1, objective=objective
+    )
+    result = run_job(opts, build=True)
+    kinds = {s.kind: s for s in result.kind_speeds}
+    assert "all" in kinds and "conv" in kinds and "depthwise_conv" in kinds
+    assert result.latency_ms is not None and min(result.latency_ms) > 0
+    assert "latency on this host" in result.summary and "speed by layer kind" in result.summary
+    fp32 = {lp.layer_id for lp in result.plan.fp32_layers}
+    slow = {lp.layer_id for lp in result.plan.layers if lp.reason.startswith("INT8 ")}
+    if kinds["all"].int8_slower:
+        assert fp32 == {lp.layer_id for lp in result.plan.layers}
+    else:
+        slow_kinds = {k for k, s in kinds.items() if s.int8_slower and k != "all"}
+        assert all(
+            ("INT8 slower" in lp.reason) == (lp.layer_id in slow) for lp in result.plan.layers
+        )
+        assert len(slow) == sum(kinds[k].layers for k in slow_kinds)
+        sensitive = {lp.layer_id for lp in result.plan.layers if lp.rank == 0}
+        assert fp32 == (slow | sensitive if objective == "balanced" else slow)
+    assert "Speed by layer kind" in (tmp_path / "o.report.md").read_text()
+
+
+def test_objective_needs_the_host_target(conv_stack_path, tmp_path, capsys) -> None:
+    out = tmp_path / "a.vmfb"
+    rc = main(
+        [
+            "compile",
+            conv_stack_path,
+            "--calib",
+            npy_folder(tmp_path / "c", _inputs()),
+            "--target-cpu",
+            "cortex-a53",
+            "--objective",
+            "speed",
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--target host" in err[0]
+    assert list(tmp_path.glob("a.*")) == []

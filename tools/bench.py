@@ -2,13 +2,15 @@
 FP32 and ORT static INT8 (QDQ, per-channel), interleaved in one run; prints medians and ratios.
 
 Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json] [--preprocess imagenet]
-                             [--reps 20] [--threads 2] [--calib-limit 32]
-Each build is measured at IREE's default flags and with the flag presets below.
+                             [--reps 20] [--threads 2] [--calib-limit 32] [--no-ort]
+Each build is measured at IREE's default flags, channels-last, and quantune's `speed` preset
+(targets.py). A preset that does not compile is reported and skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,18 +27,15 @@ from quantune_iree.quantize import quantize_model
 from quantune_iree.runtime import Runner
 from quantune_iree.targets import get_target
 
-PRESET_FLAGS = {
-    "default": (),
-    "nhwc": (
-        "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
-        "iree-preprocessing-convert-conv-to-channels-last))",
-    ),
-    "dt+uk+im2col": (
-        "--iree-opt-data-tiling",
-        "--iree-llvmcpu-enable-ukernels=mmt4d",
-        "--iree-global-opt-use-im2col-for-convs",
-        "--iree-llvmcpu-stack-allocation-limit=131072",
-    ),
+NHWC = (
+    "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
+    "iree-preprocessing-convert-conv-to-channels-last))",
+)
+PRESET_TARGETS = {
+    "default": get_target("host"),
+    "nhwc": get_target("host", NHWC),
+    "speed": get_target("host", preset="speed"),
+    "speed+nhwc": get_target("host", NHWC, preset="speed"),
 }
 
 
@@ -57,11 +56,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--calib", required=True)
-    ap.add_argument("--plan")
+    ap.add_argument("--plan", action="append", default=[], help="a mixed plan (repeatable)")
     ap.add_argument("--preprocess", default="imagenet", choices=sorted(PRESETS))
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calib-limit", type=int, default=32)
+    ap.add_argument("--no-ort", action="store_true", help="skip onnxruntime")
     args = ap.parse_args()
 
     model = import_onnx(args.model)
@@ -72,16 +72,17 @@ def main() -> int:
     stats = run_fp32_pass(model, iter(samples), layers=layers, reference_elements=None)
     int8_plan = build_plan(model.sha256, layers, stats, QuantConfig())
     builds = {"fp32": model.bytecode, "int8": quantize_model(model, int8_plan)}
-    if args.plan:
-        plan = plan_from_json(open(args.plan).read(), args.plan)
-        check_plan_matches(plan, layers, model.sha256, args.plan)
-        builds["mixed"] = quantize_model(model, plan)
+    for path in args.plan:
+        plan = plan_from_json(open(path).read(), path)
+        check_plan_matches(plan, layers, model.sha256, path)
+        name = os.path.basename(path).removesuffix(".json").removesuffix(".plan")
+        builds[f"mixed:{name}({len(plan.fp32_layers)} fp32)"] = quantize_model(model, plan)
 
     runners = {}
     for bname, bc in builds.items():
-        for pname, flags in PRESET_FLAGS.items():
+        for pname, target in PRESET_TARGETS.items():
             try:
-                vmfb = compile_vmfb(bc, get_target("host", flags))
+                vmfb = compile_vmfb(bc, target)
             except Exception as exc:  # a preset the backend cannot compile is reported, not fatal
                 print(f"{bname}/{pname}: compile failed: {str(exc).splitlines()[0][:120]}")
                 continue
@@ -89,9 +90,12 @@ def main() -> int:
     x = samples[0]
     calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
     name0 = model.inputs[0].name
-    for name, sess in _ort_sessions(
-        args.model, [s[0] for s in samples], name0, args.threads
-    ).items():
+    ort_sessions = (
+        {}
+        if args.no_ort
+        else _ort_sessions(args.model, [s[0] for s in samples], name0, args.threads)
+    )
+    for name, sess in ort_sessions.items():
         calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
     for call in calls.values():  # warm up
         call()
@@ -103,13 +107,21 @@ def main() -> int:
             times[name].append(1000 * (time.perf_counter() - t0))
     med = {n: statistics.median(v) for n, v in times.items()}
     best_fp32 = min(v for n, v in med.items() if n.startswith("fp32/"))
+    best_name = next(n for n, v in med.items() if v == best_fp32 and n.startswith("fp32/"))
+    ort_cols = [c for c in ("ort-fp32", "ort-int8-qdq") if c in med]
     print(
-        f"| build | median ms | vs best IREE fp32 | vs ort-fp32 | ({args.reps} reps, "
-        f"IREE local-task, ORT {args.threads} threads) |"
+        f"speed = how many times faster than the best IREE FP32 build ({best_name}); "
+        f"{args.reps} interleaved reps, median; IREE local-task, ORT {args.threads} threads"
     )
-    print("|---|---|---|---|---|")
+    print(
+        "| build | median ms | vs best IREE fp32 | "
+        + " | ".join(f"vs {c}" for c in ort_cols)
+        + " |"
+    )
+    print("|---|---|---|" + "---|" * len(ort_cols))
     for n, v in sorted(med.items(), key=lambda kv: kv[1]):
-        print(f"| {n} | {v:.2f} | {best_fp32 / v:.2f}x | {med['ort-fp32'] / v:.2f}x | |")
+        cols = "".join(f" {med[c] / v:.2f}x |" for c in ort_cols)
+        print(f"| {n} | {v:.2f} | {best_fp32 / v:.2f}x |{cols}")
     return 0
 
 

@@ -20,7 +20,7 @@ def resnet18(seed: int = 0) -> onnx.ModelProto:
     inits: list[TensorProto] = []
 
     def conv(x: str, name: str, cin: int, cout: int, k: int, stride: int, relu: bool) -> str:
-        w = rng.standard_normal((cout, cin, k, k)).astype(np.float32) * np.sqrt(2 / (cin * k * k))
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32)
         b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
         inits.extend(
             [

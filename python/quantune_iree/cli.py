@@ -211,6 +211,13 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         help="weight of a metric in the combined score (repeatable)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the random ranker")
+    g.add_argument(
+        "--objective",
+        choices=["accuracy", "balanced", "speed"],
+        default="accuracy",
+        help="accuracy: FP32 layers by sensitivity only (default); balanced: also keep FP32 the "
+        "layers of kinds INT8 makes slower on this host (measured); speed: only those",
+    )
     g.add_argument("--fp32-layers", type=int, metavar="K", help="keep the K most sensitive in FP32")
     g.add_argument(
         "--fp32-fraction",
@@ -336,6 +343,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
         min_sqnr=args.min_sqnr,
         plan=args.plan,
         reference_elements=args.reference_elements,
+        objective=args.objective,
     )
 
 

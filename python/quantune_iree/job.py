@@ -28,7 +28,8 @@ from .quantize import quantize_model
 from .ranking import rank_layers
 from .report import plan_csv, plan_markdown, plan_summary, sensitivity_png, sidecar_json
 from .selection import Selection, fraction_k, search_min_sqnr, top_k
-from .targets import Target
+from .speed import OBJECTIVES, KindSpeed, measure_kinds, plan_latency, slow_layer_reasons
+from .targets import Target, get_target
 
 DEFAULT_FP32_FRACTION = 0.05
 TOOL = f"quantune-iree {__version__}"
@@ -52,6 +53,7 @@ class JobOptions:
     min_sqnr: float | None = None
     plan: str | None = None  # re-apply a saved plan instead of analysing
     reference_elements: int = 2048
+    objective: str = "accuracy"  # accuracy | balanced | speed (speed.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class JobResult:
     selection: Selection | None
     files: tuple[str, ...]
     summary: str
+    kind_speeds: tuple[KindSpeed, ...] = ()
+    latency_ms: tuple[float, float] | None = None  # (plan, FP32) on this host
 
 
 def output_paths(output: str, with_vmfb: bool) -> dict[str, str]:
@@ -91,7 +95,7 @@ def _analysed_plan(
     model: ImportedModel,
     layers: Sequence[Layer],
     progress: Callable[[str, int], None] | None,
-) -> tuple[Plan, Analysis, Selection]:
+) -> tuple[Plan, Analysis, Selection, tuple[KindSpeed, ...]]:
     if not opts.calib:
         raise QuantuneError("--calib DIR is required (or --plan to re-apply a saved plan)")
     calibration_files(opts.calib)  # refuse a bad folder before any work
@@ -130,6 +134,22 @@ def _analysed_plan(
             )
         )
         selection = Selection(top_k(ranking, k), 0, None, f"top {k} of {n} by {opts.ranker}")
+    speeds: tuple[KindSpeed, ...] = ()
+    slow: dict[int, str] = {}
+    if opts.objective != "accuracy":
+        target = opts.target or get_target("host")
+        sample = next(iter(samples()))
+        speeds = measure_kinds(model, layers, analysis.int8_plan, target, sample)
+        int8_ids = {lp.layer_id for lp in analysis.int8_plan.int8_layers}
+        slow = {
+            i: why for i, why in slow_layer_reasons(layers, speeds, target).items() if i in int8_ids
+        }
+        kept = [] if opts.objective == "speed" else list(selection.fp32)
+        fp32_ids = tuple(kept + [i for i in slow if i not in kept])
+        rule = (
+            f"{selection.rule}, plus" if opts.objective == "balanced" else "objective speed:"
+        ) + f" {len(slow)} layers of kinds INT8 makes slower on {target.name}"
+        selection = Selection(fp32_ids, selection.extra_passes, selection.output_sqnr_db, rule)
     fp32 = set(selection.fp32)
     reasons = {
         r.layer_id: (
@@ -139,6 +159,7 @@ def _analysed_plan(
         )
         for r in ranking
     }
+    reasons.update({i: why for i, why in slow.items() if i in fp32})
     metrics = {
         m.layer_id: {
             "weight_sqnr_db": m.weight_sqnr_db,
@@ -157,7 +178,7 @@ def _analysed_plan(
         ranks={r.layer_id: (r.rank, r.score) for r in ranking},
         metrics=metrics,
     )
-    return plan, analysis, selection
+    return plan, analysis, selection, speeds
 
 
 def run_job(
@@ -173,6 +194,9 @@ def run_job(
     layers = layer_table(model)
     analysis: Analysis | None = None
     selection: Selection | None = None
+    speeds: tuple[KindSpeed, ...] = ()
+    if opts.objective not in OBJECTIVES:
+        raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
     if opts.plan:
         try:
             with open(opts.plan) as f:
@@ -182,16 +206,20 @@ def run_job(
         plan = plan_from_json(text, opts.plan)
         check_plan_matches(plan, layers, model.sha256, opts.plan)
     else:
-        plan, analysis, selection = _analysed_plan(opts, model, layers, progress)
+        plan, analysis, selection, speeds = _analysed_plan(opts, model, layers, progress)
 
     files: dict[str, bytes | str] = {}
     lines = []
+    latency: tuple[float, float] | None = None
     if build:
         assert opts.target is not None
         vmfb, plan = build_vmfb(lambda p: quantize_model(model, p), plan, opts.target)
         digest = hashlib.sha256(vmfb).hexdigest()
         files[paths["vmfb"]] = vmfb
         files[paths["sidecar"]] = sidecar_json(model, plan, opts.target, digest, opts.preprocess)
+        if speeds:
+            sample = next(iter(iter_samples(opts.calib, model.inputs, opts.preprocess, 1)))
+            latency = plan_latency(model, vmfb, opts.target, sample)
     header = f"# {os.path.basename(opts.model)}: quantune-iree sensitivity report\n"
     if analysis is not None:
         header += (
@@ -217,6 +245,21 @@ def run_job(
         )
         header += f"\nSelection: {selection.rule}{extra}{sqnr}.\n"
         lines.append(f"selection: {selection.rule}{extra}{sqnr}")
+    if speeds:
+        table = "; ".join(
+            f"{s.kind} ({s.layers}): INT8 {s.int8_ms:.2f} ms vs FP32 {s.fp32_ms:.2f} ms"
+            + (" -> FP32" if s.int8_slower else "")
+            for s in speeds
+        )
+        header += f"\nSpeed by layer kind on this host (model latency, median): {table}.\n"
+        lines.append(f"speed by layer kind (model latency on this host): {table}")
+    if latency is not None:
+        text = (
+            f"latency on this host: this plan {latency[0]:.2f} ms, FP32 {latency[1]:.2f} ms "
+            f"({latency[1] / latency[0]:.2f}x FP32's speed)"
+        )
+        header += f"\n{text[0].upper()}{text[1:]}.\n"
+        lines.append(text)
     header += "\n" + plan_summary(plan) + "\n"
     lines.append(plan_summary(plan))
     files[paths["plan"]] = plan_to_json(plan, TOOL)
@@ -225,4 +268,6 @@ def run_job(
     files[paths["chart"]] = sensitivity_png(plan)
     write_all_atomic(files)
     lines.append("wrote " + ", ".join(sorted(files)))
-    return JobResult(plan, analysis, selection, tuple(sorted(files)), "\n".join(lines))
+    return JobResult(
+        plan, analysis, selection, tuple(sorted(files)), "\n".join(lines), speeds, latency
+    )
