@@ -4,7 +4,8 @@ FP32 and ORT static INT8 (QDQ, per-channel), interleaved in one run; prints medi
 Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json] [--preprocess imagenet]
                              [--reps 20] [--threads 2] [--calib-limit 32] [--no-ort]
 Each build is measured at IREE's default flags, channels-last, and quantune's `speed` preset
-(targets.py). A preset that does not compile is reported and skipped.
+(targets.py: channels-last + im2col + data tiling + microkernels). A preset that does not
+compile is reported and skipped.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ PRESET_TARGETS = {
     "default": get_target("host"),
     "nhwc": get_target("host", NHWC),
     "speed": get_target("host", preset="speed"),
-    "speed+nhwc": get_target("host", NHWC, preset="speed"),
 }
 
 

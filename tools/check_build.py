@@ -1,6 +1,6 @@
 """Accuracy and speed of a shipped host build against the model's FP32 build on this machine.
 
-Builds the ONNX model's FP32 vmfb for the host (the same default flags as the shipped build),
+Builds the ONNX model's FP32 vmfb with the shipped build's own compiler flags (its sidecar),
 runs both over the images of a folder (preprocessed as the build's sidecar says), and prints
 top-1 agreement with FP32, output SQNR, and both builds' median latency measured interleaved.
 
@@ -20,7 +20,7 @@ from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import Preprocess
 from quantune_iree.importer import import_onnx
 from quantune_iree.runtime import Runner
-from quantune_iree.targets import get_target
+from quantune_iree.targets import Target
 
 
 def main() -> int:
@@ -44,7 +44,9 @@ def main() -> int:
         f"accuracy: top-1 agreement with FP32 on {len(images.inputs)} photos {100 * agree:.1f}%, "
         f"output SQNR {sqnr:.1f} dB"
     )
-    fp32 = Runner(compile_vmfb(model.bytecode, get_target("host")), model.function)
+    t = side["target"]
+    same_flags = Target(t["name"], t["driver"], tuple(t["flags"]))
+    fp32 = Runner(compile_vmfb(model.bytecode, same_flags), model.function)
     x = [images.inputs[0]]
     calls = {"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}
     for call in calls.values():
@@ -57,7 +59,8 @@ def main() -> int:
             times[name].append(1000 * (time.perf_counter() - t0))
     med = {n: statistics.median(v) for n, v in times.items()}
     print(
-        f"speed on this host ({args.reps} interleaved runs, median): FP32 {med['fp32']:.1f} ms, "
+        f"speed on this host ({args.reps} interleaved runs, median; FP32 built with the same "
+        f"flags, preset {t.get('preset', 'default')}): FP32 {med['fp32']:.1f} ms, "
         f"this build {med['shipped']:.1f} ms ({med['fp32'] / med['shipped']:.2f}x FP32's speed)"
     )
     return 0

@@ -33,9 +33,10 @@ _AARCH64_PREFIXES = ("cortex-", "neoverse-", "apple-", "exynos-", "kryo", "carme
 
 TARGETS = ("host", "vulkan", "llvm-cpu")
 
-# Flag presets. `default`: IREE's defaults. `speed` (llvm-cpu): integer convs and matmuls on
-# IREE's data-tiled mmt4d microkernels (VNNI vpdpwssd on x86 with avx512vnni, smlal on
-# cortex-a53), convs through im2col. Measured with tools/bench.py (docs/results/speed.md).
+# Flag presets. `default`: IREE's defaults. `speed` (llvm-cpu): convs channels-last and through
+# im2col, integer matmuls on IREE's data-tiled mmt4d microkernels (VNNI vpdpwssd on x86 with
+# avx512vnni, smlal on cortex-a53). Fastest of the presets tried for FP32 and INT8 alike,
+# measured with tools/bench.py (docs/results/speed.md).
 # Two flags work around IREE 3.13 limits met on MobileNetV2's INT8 build: an unpack+transpose
 # dispatch of a 24-channel 1x1 conv needs 100 KB of stack and vectors over IREE's 32 KB
 # "large vector" check; it compiles and runs correctly (bit-identical to the default build)
@@ -43,6 +44,8 @@ TARGETS = ("host", "vulkan", "llvm-cpu")
 # of stack, hence the runtime flag.
 PRESETS = ("default", "speed")
 _SPEED_LLVM_CPU = (
+    "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
+    "iree-preprocessing-convert-conv-to-channels-last))",
     "--iree-opt-data-tiling",
     "--iree-llvmcpu-enable-ukernels=mmt4d",
     "--iree-global-opt-use-im2col-for-convs",
