@@ -221,6 +221,11 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
         points.setdefault(ranker, {})[k] = 100 * mean[0]
         return mean  # type: ignore[return-value]
 
+    def flush() -> None:  # results so far, so a long run that is stopped still leaves them
+        labels = {r: r + (f" (mean of {args.seeds})" if r == "random" else "") for r in points}
+        series = {labels[r]: sorted(p.items()) for r, p in points.items()}
+        write_results(name, args, analysis, dev, n, rows, smallest, searches, series)
+
     for ranker in args.rankers.split(","):
         label = ranker + (f" (mean of {args.seeds})" if ranker == "random" else "")
         for k, k_label in [(0, "0"), *ks]:
@@ -258,6 +263,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
                             "output_sqnr_db": round(sqnr, 2),
                         }
                     )
+        flush()
 
     if args.ort:
         import onnxruntime as ort
@@ -290,9 +296,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
             )
             print(rows[-1], flush=True)
 
-    labels = {r: r + (f" (mean of {args.seeds})" if r == "random" else "") for r in points}
-    series = {labels[r]: sorted(p.items()) for r, p in points.items()}
-    write_results(name, args, analysis, dev, n, rows, smallest, searches, series)
+    flush()
 
 
 def write_results(
