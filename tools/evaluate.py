@@ -112,7 +112,7 @@ def parse_ks(text: str, n: int) -> list[tuple[int, str]]:
     out: dict[int, str] = {}
     for tok in text.split(","):
         k = fraction_k(n, float(tok[:-1]) / 100) if tok.endswith("%") else int(tok)
-        out.setdefault(min(k, n), tok if tok.endswith("%") else str(k))
+        out.setdefault(min(k, n), tok if tok.endswith("%") else str(min(k, n)))
     return sorted(out.items())
 
 
