@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 from devset import ort_quantize_static
@@ -26,6 +24,7 @@ from quantune_iree.layers import layer_table
 from quantune_iree.plan import QuantConfig, build_plan, check_plan_matches, plan_from_json
 from quantune_iree.quantize import quantize_model
 from quantune_iree.runtime import Runner
+from quantune_iree.speed import time_calls
 from quantune_iree.targets import get_target
 
 NHWC = (
@@ -97,15 +96,7 @@ def main() -> int:
     )
     for name, sess in ort_sessions.items():
         calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
-    for call in calls.values():  # warm up
-        call()
-    times: dict[str, list[float]] = {n: [] for n in calls}
-    for _ in range(args.reps):  # interleaved, so machine noise hits every build alike
-        for name, call in calls.items():
-            t0 = time.perf_counter()
-            call()
-            times[name].append(1000 * (time.perf_counter() - t0))
-    med = {n: statistics.median(v) for n, v in times.items()}
+    med = time_calls(calls, args.reps)
     best_fp32 = min(v for n, v in med.items() if n.startswith("fp32/"))
     best_name = next(n for n, v in med.items() if v == best_fp32 and n.startswith("fp32/"))
     ort_cols = [c for c in ("ort-fp32", "ort-int8-qdq") if c in med]

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 from devset import load_imageset
 from quantune_iree.compile import compile_vmfb
 from quantune_iree.dataset import Preprocess
 from quantune_iree.importer import import_onnx
 from quantune_iree.runtime import Runner
+from quantune_iree.speed import time_calls
 from quantune_iree.targets import Target
 
 
@@ -48,16 +47,7 @@ def main() -> int:
     same_flags = Target(t["name"], t["driver"], tuple(t["flags"]))
     fp32 = Runner(compile_vmfb(model.bytecode, same_flags), model.function)
     x = [images.inputs[0]]
-    calls = {"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {n: [] for n in calls}
-    for _ in range(args.reps):  # interleaved: machine noise hits both alike
-        for name, call in calls.items():
-            t0 = time.perf_counter()
-            call()
-            times[name].append(1000 * (time.perf_counter() - t0))
-    med = {n: statistics.median(v) for n, v in times.items()}
+    med = time_calls({"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}, args.reps)
     print(
         f"speed on this host ({args.reps} interleaved runs, median; FP32 built with the same "
         f"flags, preset {t.get('preset', 'default')}): FP32 {med['fp32']:.1f} ms, "

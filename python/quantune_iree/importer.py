@@ -70,7 +70,7 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -235,7 +235,7 @@ def import_onnx(
         raise QuantuneError(f"{path}: cannot lower the model to linalg: {msg}")
     return ImportedModel(
         path=path,
-        sha256=_sha256(path),
+        sha256=file_sha256(path),
         bytecode=ir_session.to_bytecode(module),
         inputs=inputs,
         outputs=outputs,

@@ -16,7 +16,6 @@ name layers as they would for a torch export.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -29,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .checkpoint import load_state_dict
 from .errors import QuantuneError
+from .importer import file_sha256
 from .output import write_atomic
 
 OPSET = 17
@@ -274,14 +274,6 @@ def weights_path(model: ZooModel) -> str:
     return path
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def build(name: str, weights: str | None = None) -> onnx.ModelProto:
     """The ONNX model `name` from `weights` (default: its installed weights package, whose file
     must have the published sha256)."""
@@ -290,7 +282,7 @@ def build(name: str, weights: str | None = None) -> onnx.ModelProto:
         raise QuantuneError(f"zoo: unknown model '{name}' (known: {', '.join(MODELS)})")
     if weights is None:
         weights = weights_path(model)
-        digest = sha256(weights)
+        digest = file_sha256(weights)
         if digest != model.sha256:
             raise QuantuneError(
                 f"zoo {name}: {weights} has sha256 {digest[:16]}…, not the published "
