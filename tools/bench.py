@@ -25,15 +25,11 @@ from quantune_iree.plan import QuantConfig, build_plan, check_plan_matches, plan
 from quantune_iree.quantize import quantize_model
 from quantune_iree.runtime import Runner
 from quantune_iree.speed import time_calls
-from quantune_iree.targets import get_target
+from quantune_iree.targets import CHANNELS_LAST_FLAG, get_target
 
-NHWC = (
-    "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
-    "iree-preprocessing-convert-conv-to-channels-last))",
-)
 PRESET_TARGETS = {
     "default": get_target("host"),
-    "nhwc": get_target("host", NHWC),
+    "nhwc": get_target("host", [CHANNELS_LAST_FLAG]),
     "speed": get_target("host", preset="speed"),
 }
 

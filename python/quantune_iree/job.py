@@ -159,7 +159,7 @@ def _analysed_plan(
         )
         for r in ranking
     }
-    reasons.update({i: why for i, why in slow.items() if i in fp32})
+    reasons.update(slow)  # every slow layer is in the FP32 set, under both objectives
     metrics = {
         m.layer_id: {
             "weight_sqnr_db": m.weight_sqnr_db,

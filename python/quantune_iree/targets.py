@@ -43,9 +43,12 @@ TARGETS = ("host", "vulkan", "llvm-cpu")
 # with both limits raised, but then needs worker threads with more than IREE's default 128 KB
 # of stack, hence the runtime flag.
 PRESETS = ("default", "speed")
-_SPEED_LLVM_CPU = (
+CHANNELS_LAST_FLAG = (
     "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
-    "iree-preprocessing-convert-conv-to-channels-last))",
+    "iree-preprocessing-convert-conv-to-channels-last))"
+)
+_SPEED_LLVM_CPU = (
+    CHANNELS_LAST_FLAG,
     "--iree-opt-data-tiling",
     "--iree-llvmcpu-enable-ukernels=mmt4d",
     "--iree-global-opt-use-im2col-for-convs",
