@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 from pathlib import Path
 
 import models
@@ -37,7 +39,7 @@ def conv_stack_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def conv_stack_model(conv_stack_path: str):  # noqa: ANN201 - ImportedModel
-    from quantune_iree.importer import import_onnx
+    from quantune_iree.ir.importer import import_onnx
 
     return import_onnx(conv_stack_path)
 
@@ -54,3 +56,17 @@ def conv_stack_inputs(n: int, seed: int) -> list[np.ndarray]:
     """`n` seeded random inputs for models.conv_stack()."""
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((1, 4, 10, 10)).astype(np.float32) for _ in range(n)]
+
+
+def dispatch_sources(bytecode: bytes, folder) -> dict[str, str]:  # noqa: ANN001 - path-like
+    """Entry-point name → source text of every dispatch IREE forms for `bytecode` (host)."""
+    from quantune_iree.backend.compile import compile_vmfb
+    from quantune_iree.backend.targets import get_target
+
+    compile_vmfb(bytecode, get_target("host", (f"--iree-hal-dump-executable-sources-to={folder}",)))
+    out = {}
+    for path in glob.glob(str(folder / "*.mlir")):
+        text = open(path).read()
+        for name in re.findall(r"hal\.executable\.export public @(\w+)", text):
+            out[name] = text
+    return out

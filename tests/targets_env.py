@@ -31,7 +31,7 @@ def require_qemu() -> str:
 
 
 def require_lavapipe() -> None:
-    from quantune_iree.runtime import runtime_tool
+    from quantune_iree.backend.runtime import runtime_tool
 
     probe = subprocess.run(
         [runtime_tool("iree-run-module"), "--list_devices"], capture_output=True, text=True

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from quantune_iree.dataset import iter_samples
 from quantune_iree.errors import QuantuneError
-from quantune_iree.importer import TensorSpec, check_memory, import_onnx, load_onnx
+from quantune_iree.io.dataset import iter_samples
+from quantune_iree.ir.importer import check_memory, import_onnx, load_onnx
+from quantune_iree.model.graph import TensorSpec
 
 CI = settings(
     max_examples=60,

@@ -16,16 +16,15 @@ import sys
 
 import numpy as np
 from devset import ort_quantize_static
-from quantune_iree.calibrate import run_fp32_pass
-from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import PRESETS, iter_samples
-from quantune_iree.importer import import_onnx
-from quantune_iree.layers import layer_table
-from quantune_iree.plan import QuantConfig, build_plan, check_plan_matches, plan_from_json
-from quantune_iree.quantize import quantize_model
-from quantune_iree.runtime import Runner
-from quantune_iree.speed import time_calls
-from quantune_iree.targets import CHANNELS_LAST_FLAG, get_target
+from quantune_iree.algo.planning import build_plan
+from quantune_iree.backend.engine import Engine
+from quantune_iree.backend.targets import CHANNELS_LAST_FLAG, get_target
+from quantune_iree.io.dataset import PRESETS, iter_samples
+from quantune_iree.ir.importer import import_onnx
+from quantune_iree.ir.layers import layer_table
+from quantune_iree.model.plan import QuantConfig, check_plan_matches, plan_from_json
+from quantune_iree.stages.fp32_pass import run_fp32_pass
+from quantune_iree.stages.speed_probe import time_calls
 
 PRESET_TARGETS = {
     "default": get_target("host"),
@@ -66,22 +65,20 @@ def main() -> int:
     )
     stats = run_fp32_pass(model, iter(samples), layers=layers, reference_elements=None)
     int8_plan = build_plan(model.sha256, layers, stats, QuantConfig())
-    builds = {"fp32": model.bytecode, "int8": quantize_model(model, int8_plan)}
+    builds = {"fp32": None, "int8": int8_plan}
     for path in args.plan:
         plan = plan_from_json(open(path).read(), path)
         check_plan_matches(plan, layers, model.sha256, path)
         name = os.path.basename(path).removesuffix(".json").removesuffix(".plan")
-        builds[f"mixed:{name}({len(plan.fp32_layers)} fp32)"] = quantize_model(model, plan)
+        builds[f"mixed:{name}({len(plan.fp32_layers)} fp32)"] = plan
 
     runners = {}
-    for bname, bc in builds.items():
+    for bname, plan in builds.items():
         for pname, target in PRESET_TARGETS.items():
             try:
-                vmfb = compile_vmfb(bc, target)
+                runners[f"{bname}/{pname}"] = Engine(model, target).load(plan)
             except Exception as exc:  # a preset the backend cannot compile is reported, not fatal
                 print(f"{bname}/{pname}: compile failed: {str(exc).splitlines()[0][:120]}")
-                continue
-            runners[f"{bname}/{pname}"] = Runner(vmfb, model.function)
     x = samples[0]
     calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
     name0 = model.inputs[0].name

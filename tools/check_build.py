@@ -14,12 +14,11 @@ import json
 import sys
 
 from devset import load_imageset
-from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import Preprocess
-from quantune_iree.importer import import_onnx
-from quantune_iree.runtime import Runner
-from quantune_iree.speed import time_calls
-from quantune_iree.targets import Target
+from quantune_iree.backend.engine import Engine
+from quantune_iree.io.dataset import Preprocess
+from quantune_iree.ir.importer import import_onnx
+from quantune_iree.model.target import Target
+from quantune_iree.stages.speed_probe import time_calls
 
 
 def main() -> int:
@@ -36,16 +35,19 @@ def main() -> int:
     preset = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()})
     model = import_onnx(args.model)
     images = load_imageset(args.images, model, preset)
+    t = side["target"]
+    # The FP32 build gets the shipped build's own flags (and runtime flags).
+    engine = Engine(
+        model, Target(t["name"], t["driver"], tuple(t["flags"]), tuple(t["runtime_flags"]))
+    )
     with open(args.vmfb, "rb") as f:
-        shipped = Runner(f.read(), side["function"])
+        shipped = engine.run_vmfb(f.read(), side["function"])
     agree, _, sqnr = images.score(images.run(shipped))
     print(
         f"accuracy: top-1 agreement with FP32 on {len(images.inputs)} photos {100 * agree:.1f}%, "
         f"output SQNR {sqnr:.1f} dB"
     )
-    t = side["target"]
-    same_flags = Target(t["name"], t["driver"], tuple(t["flags"]))
-    fp32 = Runner(compile_vmfb(model.bytecode, same_flags), model.function)
+    fp32 = engine.load(None)
     x = [images.inputs[0]]
     med = time_calls({"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}, args.reps)
     print(

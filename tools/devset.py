@@ -6,16 +6,15 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import Preprocess, calibration_files, load_image
-from quantune_iree.importer import ImportedModel
-from quantune_iree.metrics import ErrorAccumulator, top1_agreement
-from quantune_iree.runtime import Runner
-from quantune_iree.targets import get_target
+from quantune_iree.algo.metrics import ErrorAccumulator, top1_agreement
+from quantune_iree.backend.engine import Engine
+from quantune_iree.backend.targets import get_target
+from quantune_iree.io.dataset import Preprocess, calibration_files, load_image
+from quantune_iree.model.graph import ImportedModel
 
 
 def load_labels(eval_dir: str) -> dict[str, int]:
@@ -50,7 +49,7 @@ class DevSet:
         acc.add(self.ref, got)
         return top1_agreement(self.ref, got), self.top1(got), acc.sqnr_db
 
-    def run(self, runner: Runner) -> np.ndarray:
+    def run(self, runner: Callable[[list[np.ndarray]], list[np.ndarray]]) -> np.ndarray:
         return np.stack([runner([x])[0][0] for x in self.inputs])
 
 
@@ -65,7 +64,7 @@ def load_imageset(
     labels = labels or {}
     files = calibration_files(folder)[:limit]
     inputs = [load_image(p, preset) for p in files]
-    fp32 = Runner(compile_vmfb(model.bytecode, get_target("host")), model.function)
+    fp32 = Engine(model, get_target("host")).load(None)
     labelled = [i for i, p in enumerate(files) if os.path.basename(p) in labels]
     return DevSet(
         inputs=inputs,

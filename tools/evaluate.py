@@ -33,17 +33,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from devset import DevSet, load_devset, load_imageset, ort_quantize_static
-from quantune_iree.analysis import Analysis, analyze
-from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import PRESETS, iter_samples
-from quantune_iree.importer import ImportedModel, import_onnx
-from quantune_iree.layers import layer_table
-from quantune_iree.plan import QuantConfig, with_precisions
-from quantune_iree.quantize import quantize_model
-from quantune_iree.ranking import rank_layers
-from quantune_iree.runtime import Runner
-from quantune_iree.selection import fraction_k
-from quantune_iree.targets import get_target
+from quantune_iree.algo.ranking import rank_layers
+from quantune_iree.algo.selection import fraction_k
+from quantune_iree.backend.engine import Engine, Loaded
+from quantune_iree.backend.targets import get_target
+from quantune_iree.io.dataset import PRESETS, iter_samples
+from quantune_iree.ir.importer import import_onnx
+from quantune_iree.ir.layers import layer_table
+from quantune_iree.model.graph import ImportedModel
+from quantune_iree.model.plan import QuantConfig, with_precisions
+from quantune_iree.model.results import Analysis
+from quantune_iree.stages.analysis import analyze
 
 PREPROCESS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 SEARCH_RANKERS = ("loo", "greedy")
@@ -64,7 +64,8 @@ class Builds:
 
     def __init__(self, model: ImportedModel, analysis: Analysis) -> None:
         self.model, self.analysis = model, analysis
-        self.runners: dict[tuple[int, ...], Runner] = {}
+        self.engine = Engine(model, get_target("host"))
+        self.runners: dict[tuple[int, ...], Loaded] = {}
         self.scores: dict[tuple[int, tuple[int, ...]], Score] = {}
 
     def score(self, images: DevSet, fp32_ids: Sequence[int]) -> Score:
@@ -72,8 +73,7 @@ class Builds:
         if (id(images), key) not in self.scores:
             if key not in self.runners:
                 plan = with_precisions(self.analysis.int8_plan, key)
-                vmfb = compile_vmfb(quantize_model(self.model, plan), get_target("host"))
-                self.runners[key] = Runner(vmfb, self.model.function)
+                self.runners[key] = self.engine.load(plan)
             self.scores[(id(images), key)] = images.score(images.run(self.runners[key]))
         return self.scores[(id(images), key)]
 

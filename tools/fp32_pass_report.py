@@ -15,10 +15,10 @@ MODELS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 
 CHILD = """
 import json, sys, numpy as np
-from quantune_iree.calibrate import run_fp32_pass
-from quantune_iree.dataset import PRESETS, iter_samples
-from quantune_iree.importer import import_onnx
-from quantune_iree.layers import layer_table
+from quantune_iree.stages.fp32_pass import run_fp32_pass
+from quantune_iree.io.dataset import PRESETS, iter_samples
+from quantune_iree.ir.importer import import_onnx
+from quantune_iree.ir.layers import layer_table
 model = import_onnx(sys.argv[1])
 layers = layer_table(model)
 r = run_fp32_pass(model, iter_samples(sys.argv[2], model.inputs, PRESETS[sys.argv[3]]),

@@ -16,16 +16,14 @@ import sys
 import time
 
 from devset import load_devset
-from quantune_iree.calibrate import run_fp32_pass
-from quantune_iree.compile import compile_vmfb
-from quantune_iree.dataset import PRESETS, calibration_files, load_image
-from quantune_iree.importer import import_onnx
-from quantune_iree.layers import layer_table
-from quantune_iree.plan import QuantConfig, build_plan
-from quantune_iree.quantization import CALIBRATION_METHODS
-from quantune_iree.quantize import quantize_model
-from quantune_iree.runtime import Runner
-from quantune_iree.targets import get_target
+from quantune_iree.algo.planning import build_plan
+from quantune_iree.backend.engine import Engine
+from quantune_iree.backend.targets import get_target
+from quantune_iree.io.dataset import PRESETS, calibration_files, load_image
+from quantune_iree.ir.importer import import_onnx
+from quantune_iree.ir.layers import layer_table
+from quantune_iree.model.plan import CALIBRATION_METHODS, QuantConfig
+from quantune_iree.stages.fp32_pass import run_fp32_pass
 
 MODELS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 
@@ -35,7 +33,6 @@ def main() -> int:
     ap.add_argument("eval_dir", nargs="?", default="../shared/eval")
     ap.add_argument("--limit", type=int, default=None, help="dev images to use")
     args = ap.parse_args()
-    host = get_target("host")
     print(
         "| model | activations | calibration | output SQNR dB | top-1 agreement | "
         "labelled top-1 (FP32) | images |"
@@ -45,6 +42,7 @@ def main() -> int:
         preset = PRESETS[preset_name]
         model = import_onnx(os.path.join(args.eval_dir, "models", name))
         layers = layer_table(model)
+        engine = Engine(model, get_target("host"))
         calib = calibration_files(os.path.join(args.eval_dir, "images", "calib"))
         t0 = time.perf_counter()
         stats = run_fp32_pass(
@@ -61,7 +59,7 @@ def main() -> int:
                     stats,
                     QuantConfig(calibration=method, symmetric=symmetric),
                 )
-                int8 = Runner(compile_vmfb(quantize_model(model, plan), host), model.function)
+                int8 = engine.load(plan)
                 agree, top1, sqnr = dev.score(dev.run(int8))
                 print(
                     f"| {name} | {'symmetric' if symmetric else 'asymmetric'} | {method} | "

@@ -37,8 +37,8 @@ if command -v qemu-aarch64 >/dev/null && [ -d /usr/aarch64-linux-gnu ]; then
   PATH="$PWD/.venv/bin:$PATH" bash tools/fetch_aarch64_runtime.sh >/dev/null
   $PY - "$photo" <<'EOF'
 import json, subprocess, sys, numpy as np
-from quantune_iree.dataset import PRESETS, load_image
-from quantune_iree.runtime import Runner
+from quantune_iree.backend.runtime import Runner
+from quantune_iree.io.dataset import PRESETS, load_image
 x = load_image(sys.argv[1], PRESETS["imagenet"])
 np.save("build/photo.npy", x)
 function = json.load(open("out/mobilenet_v2.a53.vmfb.json"))["function"]
@@ -50,7 +50,8 @@ out = subprocess.run(
     "--task_worker_stack_size=1048576"],
     capture_output=True, text=True, check=True)
 a53 = np.load("build/logits.a53.npy")
-host = Runner(open("out/mobilenet_v2.host.vmfb", "rb").read(), function)([x])[0]
+runtime_flags = json.load(open("out/mobilenet_v2.host.vmfb.json"))["target"]["runtime_flags"]
+host = Runner(open("out/mobilenet_v2.host.vmfb", "rb").read(), function, "local-task", runtime_flags)([x])[0]
 same = "bit-identical to" if np.array_equal(a53, host) else f"max |diff| {np.abs(a53 - host).max():.3g} vs"
 print(f"cortex-a53 build under qemu: class {int(a53.argmax())}, logits {same} the host build")
 EOF

@@ -1,5 +1,6 @@
-"""The main job, stage by stage: import → analysis (two inference passes) → ranking → plan →
-mixed-precision build → outputs. Options come in as one frozen dataclass; the CLI only parses."""
+"""The main job, stage by stage: import → analysis (two inference passes) → ranking → selection
+→ plan → build (with the fallback loop) → outputs. Options come in as one frozen dataclass; the
+decisions live in `algo`, the texts in `io.report`, the work in `stages` and `backend`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from . import __version__
-from .analysis import Analysis, analyze
-from .compile import build_vmfb
-from .dataset import Preprocess, calibration_files, iter_samples
+from .algo.ranking import rank_layers
+from .algo.selection import OBJECTIVES, apply_objective, fraction_k, slow_layers, top_k
+from .backend.engine import Engine
+from .backend.targets import get_target
 from .errors import QuantuneError
-from .importer import ImportedModel, import_onnx
-from .layers import Layer, layer_table
-from .output import check_writable, write_all_atomic
-from .plan import (
+from .io import report
+from .io.dataset import Preprocess, calibration_files, iter_samples
+from .io.output import check_writable, write_all_atomic
+from .ir.importer import import_onnx
+from .ir.layers import layer_table
+from .model.graph import ImportedModel
+from .model.layer import Layer
+from .model.plan import (
     Plan,
     QuantConfig,
     check_plan_matches,
@@ -24,15 +29,14 @@ from .plan import (
     plan_to_json,
     with_precisions,
 )
-from .quantize import quantize_model
-from .ranking import rank_layers
-from .report import plan_csv, plan_markdown, plan_summary, sensitivity_png, sidecar_json
-from .selection import Selection, fraction_k, search_min_sqnr, top_k
-from .speed import OBJECTIVES, KindSpeed, measure_kinds, plan_latency, slow_layer_reasons
-from .targets import Target, get_target
+from .model.results import Analysis, JobOutcome, KindSpeed, Selection
+from .model.target import Target
+from .stages.analysis import analyze
+from .stages.search import min_sqnr_selection
+from .stages.speed_probe import check_probe_target, measure_kinds, plan_latency
 
 DEFAULT_FP32_FRACTION = 0.05
-TOOL = f"quantune-iree {__version__}"
+MAX_FALLBACKS = 8
 
 
 @dataclass(frozen=True)
@@ -53,18 +57,34 @@ class JobOptions:
     min_sqnr: float | None = None
     plan: str | None = None  # re-apply a saved plan instead of analysing
     reference_elements: int = 2048
-    objective: str = "accuracy"  # accuracy | balanced | speed (speed.py)
+    objective: str = "accuracy"  # one of algo.selection.OBJECTIVES
 
 
 @dataclass(frozen=True)
 class JobResult:
-    plan: Plan
-    analysis: Analysis | None
-    selection: Selection | None
+    outcome: JobOutcome
     files: tuple[str, ...]
     summary: str
-    kind_speeds: tuple[KindSpeed, ...] = ()
-    latency_ms: tuple[float, float] | None = None  # (plan, FP32) on this host
+
+    @property
+    def plan(self) -> Plan:
+        return self.outcome.plan
+
+    @property
+    def analysis(self) -> Analysis | None:
+        return self.outcome.analysis
+
+    @property
+    def selection(self) -> Selection | None:
+        return self.outcome.selection
+
+    @property
+    def kind_speeds(self) -> tuple[KindSpeed, ...]:
+        return self.outcome.kind_speeds
+
+    @property
+    def latency_ms(self) -> tuple[float, float] | None:
+        return self.outcome.latency_ms
 
 
 def output_paths(output: str, with_vmfb: bool) -> dict[str, str]:
@@ -81,13 +101,14 @@ def output_paths(output: str, with_vmfb: bool) -> dict[str, str]:
     return paths
 
 
-def _selection(opts: JobOptions) -> str:
+def _check_options(opts: JobOptions) -> None:
     chosen = [x is not None for x in (opts.fp32_layers, opts.fp32_fraction, opts.min_sqnr)]
     if sum(chosen) > 1:
-        raise QuantuneError("--fp32-layers, --fp32-fraction and --min-sqnr conflict: give one")
-    if opts.min_sqnr is not None:
-        return "min_sqnr"
-    return "k"
+        raise QuantuneError("fp32_layers, fp32_fraction and min_sqnr conflict: give one")
+    if opts.objective not in OBJECTIVES:
+        raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
+    if not opts.plan and not opts.calib:
+        raise QuantuneError("calibration data is required (or a saved plan to re-apply)")
 
 
 def _analysed_plan(
@@ -96,8 +117,7 @@ def _analysed_plan(
     layers: Sequence[Layer],
     progress: Callable[[str, int], None] | None,
 ) -> tuple[Plan, Analysis, Selection, tuple[KindSpeed, ...]]:
-    if not opts.calib:
-        raise QuantuneError("--calib DIR is required (or --plan to re-apply a saved plan)")
+    assert opts.calib is not None
     calibration_files(opts.calib)  # refuse a bad folder before any work
 
     def samples():  # noqa: ANN202 - a fresh pass over the calibration set
@@ -114,10 +134,9 @@ def _analysed_plan(
     )
     ranking = rank_layers(analysis.layers, opts.ranker, opts.weights, opts.seed)
     n = len(ranking)
-    if _selection(opts) == "min_sqnr":
-        assert opts.min_sqnr is not None
-        selection = search_min_sqnr(
-            model,
+    if opts.min_sqnr is not None:
+        selection = min_sqnr_selection(
+            Engine(model, get_target("host")),
             analysis.int8_plan,
             ranking,
             analysis.calibration,
@@ -126,59 +145,59 @@ def _analysed_plan(
             analysis.int8.output_sqnr_db,
         )
     else:
-        k = (
-            opts.fp32_layers
-            if opts.fp32_layers is not None
-            else fraction_k(
-                n, opts.fp32_fraction if opts.fp32_fraction is not None else DEFAULT_FP32_FRACTION
-            )
-        )
+        fraction = DEFAULT_FP32_FRACTION if opts.fp32_fraction is None else opts.fp32_fraction
+        k = opts.fp32_layers if opts.fp32_layers is not None else fraction_k(n, fraction)
         selection = Selection(top_k(ranking, k), 0, None, f"top {k} of {n} by {opts.ranker}")
     speeds: tuple[KindSpeed, ...] = ()
-    slow: dict[int, str] = {}
+    reasons = {}
     if opts.objective != "accuracy":
-        target = opts.target or get_target("host")
-        sample = next(iter(samples()))
-        speeds = measure_kinds(model, layers, analysis.int8_plan, target, sample)
+        engine = Engine(model, opts.target or get_target("host"))
+        check_probe_target(engine)
+        speeds = measure_kinds(engine, layers, analysis.int8_plan, next(iter(samples())))
         int8_ids = {lp.layer_id for lp in analysis.int8_plan.int8_layers}
-        slow = {
-            i: why for i, why in slow_layer_reasons(layers, speeds, target).items() if i in int8_ids
-        }
-        kept = [] if opts.objective == "speed" else list(selection.fp32)
-        fp32_ids = tuple(kept + [i for i in slow if i not in kept])
-        rule = (
-            f"{selection.rule}, plus" if opts.objective == "balanced" else "objective speed:"
-        ) + f" {len(slow)} layers of kinds INT8 makes slower on {target.name}"
-        selection = Selection(fp32_ids, selection.extra_passes, selection.output_sqnr_db, rule)
-    fp32 = set(selection.fp32)
-    reasons = {
-        r.layer_id: (
-            f"rank {r.rank + 1}/{n} by {opts.ranker} sensitivity: kept FP32 ({selection.rule})"
-            if r.layer_id in fp32
-            else f"rank {r.rank + 1}/{n} by {opts.ranker} sensitivity: INT8"
-        )
-        for r in ranking
-    }
-    reasons.update(slow)  # every slow layer is in the FP32 set, under both objectives
-    metrics = {
-        m.layer_id: {
-            "weight_sqnr_db": m.weight_sqnr_db,
-            "weight_mse": m.weight_mse,
-            "input_sqnr_db": m.input_sqnr_db,
-            "act_sqnr_db": m.act_sqnr_db,
-            "act_mse": m.act_mse,
-            "sqnr_delta_db": m.sqnr_delta_db,
-        }
-        for m in analysis.layers
-    }
+        slow = {i: s for i, s in slow_layers(layers, speeds).items() if i in int8_ids}
+        selection = apply_objective(selection, opts.objective, slow, engine.target.name)
+        reasons = report.slow_reasons(layers, slow, engine.target.name)
+    # Every slow layer is in the FP32 set, under both objectives: its reason wins.
+    reasons = {**report.rank_reasons(ranking, selection, opts.ranker), **reasons}
     plan = with_precisions(
         analysis.int8_plan,
         selection.fp32,
         reasons=reasons,
         ranks={r.layer_id: (r.rank, r.score) for r in ranking},
-        metrics=metrics,
+        metrics={m.layer_id: m.metrics for m in analysis.layers},
     )
     return plan, analysis, selection, speeds
+
+
+def _saved_plan(path: str, model: ImportedModel, layers: Sequence[Layer]) -> Plan:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as exc:
+        raise QuantuneError(f"{path}: cannot read plan ({exc.strerror})", file=path) from None
+    plan = plan_from_json(text, path)
+    check_plan_matches(plan, layers, model.sha256, path)
+    return plan
+
+
+def build_with_fallbacks(engine: Engine, plan: Plan) -> tuple[bytes, Plan]:
+    """Builds the plan's model; an int8 layer the backend fails on (the error's `node`) falls
+    back to FP32 and the build is retried. Returns the vmfb and the final plan."""
+    for _ in range(MAX_FALLBACKS + 1):
+        try:
+            return engine.build(plan), plan
+        except QuantuneError as exc:
+            failing = [lp for lp in plan.int8_layers if exc.node and lp.node == exc.node]
+            if not failing:
+                raise
+            lp = failing[0]
+            keep = [x.layer_id for x in plan.fp32_layers] + [lp.layer_id]
+            reason = report.fallback_reason(engine.target.name)
+            plan = with_precisions(plan, keep, reasons={lp.layer_id: reason})
+    raise QuantuneError(
+        f"compiling for {engine.target.name} still fails after {MAX_FALLBACKS} fallbacks"
+    )
 
 
 def run_job(
@@ -190,84 +209,44 @@ def run_job(
         check_writable(path)
     if build and opts.target is None:
         raise QuantuneError("no target given")
+    _check_options(opts)
     model = import_onnx(opts.model, opts.input_shapes)
     layers = layer_table(model)
     analysis: Analysis | None = None
     selection: Selection | None = None
     speeds: tuple[KindSpeed, ...] = ()
-    if opts.objective not in OBJECTIVES:
-        raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
     if opts.plan:
-        try:
-            with open(opts.plan) as f:
-                text = f.read()
-        except OSError as exc:
-            raise QuantuneError(f"{opts.plan}: cannot read plan ({exc.strerror})") from None
-        plan = plan_from_json(text, opts.plan)
-        check_plan_matches(plan, layers, model.sha256, opts.plan)
+        plan = _saved_plan(opts.plan, model, layers)
     else:
         plan, analysis, selection, speeds = _analysed_plan(opts, model, layers, progress)
 
     files: dict[str, bytes | str] = {}
-    lines = []
     latency: tuple[float, float] | None = None
     if build:
         assert opts.target is not None
-        vmfb, plan = build_vmfb(lambda p: quantize_model(model, p), plan, opts.target)
-        digest = hashlib.sha256(vmfb).hexdigest()
+        engine = Engine(model, opts.target)
+        vmfb, plan = build_with_fallbacks(engine, plan)
         files[paths["vmfb"]] = vmfb
-        files[paths["sidecar"]] = sidecar_json(model, plan, opts.target, digest, opts.preprocess)
+        files[paths["sidecar"]] = report.sidecar_json(
+            model, plan, opts.target, hashlib.sha256(vmfb).hexdigest(), opts.preprocess
+        )
         if speeds:
+            assert opts.calib is not None
             sample = next(iter(iter_samples(opts.calib, model.inputs, opts.preprocess, 1)))
-            latency = plan_latency(model, vmfb, opts.target, sample)
-    header = f"# {os.path.basename(opts.model)}: quantune-iree sensitivity report\n"
-    if analysis is not None:
-        header += (
-            f"\nAnalysis: {analysis.inference_passes} full inference passes over "
-            f"{analysis.calibration.samples} calibration samples in {analysis.seconds:.1f} s; "
-            f"full-INT8 output SQNR {analysis.int8.output_sqnr_db:.2f} dB, top-1 agreement "
-            f"{100 * analysis.int8.top1_agreement:.1f}% on the calibration set.\n"
-        )
-        lines.append(
-            f"analysis: {analysis.inference_passes} inference passes, "
-            f"{analysis.calibration.samples} samples, {analysis.seconds:.1f} s; full INT8 "
-            f"output SQNR {analysis.int8.output_sqnr_db:.2f} dB, top-1 agreement "
-            f"{100 * analysis.int8.top1_agreement:.1f}%"
-        )
-    if selection is not None:
-        extra = (
-            f", {selection.extra_passes} extra inference passes" if selection.extra_passes else ""
-        )
-        sqnr = (
-            f", output SQNR {selection.output_sqnr_db:.2f} dB"
-            if selection.output_sqnr_db is not None
-            else ""
-        )
-        header += f"\nSelection: {selection.rule}{extra}{sqnr}.\n"
-        lines.append(f"selection: {selection.rule}{extra}{sqnr}")
-    if speeds:
-        table = "; ".join(
-            f"{s.kind} ({s.layers}): INT8 {s.int8_ms:.2f} ms vs FP32 {s.fp32_ms:.2f} ms"
-            + (" -> FP32" if s.int8_slower else "")
-            for s in speeds
-        )
-        header += f"\nSpeed by layer kind on this host (model latency, median): {table}.\n"
-        lines.append(f"speed by layer kind (model latency on this host): {table}")
-    if latency is not None:
-        text = (
-            f"latency on this host: this plan {latency[0]:.2f} ms, FP32 {latency[1]:.2f} ms "
-            f"({latency[1] / latency[0]:.2f}x FP32's speed)"
-        )
-        header += f"\n{text[0].upper()}{text[1:]}.\n"
-        lines.append(text)
-    header += "\n" + plan_summary(plan) + "\n"
-    lines.append(plan_summary(plan))
-    files[paths["plan"]] = plan_to_json(plan, TOOL)
-    files[paths["report_md"]] = plan_markdown(plan, header)
-    files[paths["report_csv"]] = plan_csv(plan)
-    files[paths["chart"]] = sensitivity_png(plan)
-    write_all_atomic(files)
-    lines.append("wrote " + ", ".join(sorted(files)))
-    return JobResult(
-        plan, analysis, selection, tuple(sorted(files)), "\n".join(lines), speeds, latency
+            latency = plan_latency(engine, vmfb, sample)
+    outcome = JobOutcome(
+        model_name=os.path.basename(opts.model),
+        plan=plan,
+        analysis=analysis,
+        selection=selection,
+        kind_speeds=speeds,
+        latency_ms=latency,
+        target_name=opts.target.name if opts.target else "",
     )
+    files[paths["plan"]] = plan_to_json(plan, report.TOOL)
+    files[paths["report_md"]] = report.report_markdown(outcome)
+    files[paths["report_csv"]] = report.plan_csv(plan)
+    files[paths["chart"]] = report.sensitivity_png(plan)
+    write_all_atomic(files)
+    names = tuple(sorted(files))
+    return JobResult(outcome, names, report.console_summary(outcome, names))

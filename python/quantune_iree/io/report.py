@@ -1,0 +1,314 @@
+"""Every text the tool writes about a model, a plan or a job: layer tables, calibration JSON,
+the plan's report (Markdown, CSV, chart), the sidecar, the per-layer reasons and the job
+summary. It formats records; it computes nothing."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..model.graph import ImportedModel, TensorSpec
+from ..model.layer import Layer
+from ..model.plan import METRIC_NAMES, Plan, plan_to_json
+from ..model.results import (
+    CalibrationResult,
+    JobOutcome,
+    KindSpeed,
+    RankedLayer,
+    Selection,
+    TensorStats,
+)
+from ..model.target import Target
+from .dataset import Preprocess
+
+TOOL = f"quantune-iree {__version__}"
+
+
+def layer_table_text(layers: Sequence[Layer]) -> str:
+    rows = [f"{'id':>4}  {'kind':<15} {'onnx':<8} {'input':<20} {'weight':<18} node"]
+    for layer in layers:
+        rows.append(
+            f"{layer.id:>4}  {layer.kind:<15} {layer.onnx_op:<8} "
+            f"{'x'.join(map(str, layer.input_shape)):<20} "
+            f"{'x'.join(map(str, layer.weight_shape)):<18} {layer.label}"
+        )
+    return "\n".join(rows)
+
+
+def layer_table_json(model: ImportedModel, layers: Sequence[Layer]) -> str:
+    return json.dumps(
+        {
+            "tool": TOOL,
+            "model": model.path,
+            "model_sha256": model.sha256,
+            "layers": [
+                {
+                    "id": layer.id,
+                    "node": layer.node,
+                    "onnx_op": layer.onnx_op,
+                    "kind": layer.kind,
+                    "op_name": layer.op_name,
+                    "input_shape": list(layer.input_shape),
+                    "weight_shape": list(layer.weight_shape),
+                    "output_shape": list(layer.output_shape),
+                    "weight_is_constant": layer.weight_is_constant,
+                }
+                for layer in layers
+            ],
+        },
+        indent=1,
+    )
+
+
+def calibration_json(model: ImportedModel, result: CalibrationResult) -> str:
+    def stats(s: TensorStats) -> dict[str, float]:
+        return {"min": s.min, "max": s.max, "mean": s.mean, "std": s.std, "count": s.count}
+
+    return json.dumps(
+        {
+            "tool": TOOL,
+            "model": model.path,
+            "model_sha256": model.sha256,
+            "samples": result.samples,
+            "inference_passes": result.inference_passes,
+            "num_taps": result.num_taps,
+            "layers": [
+                {
+                    "id": lc.layer_id,
+                    "node": lc.node,
+                    "input": stats(lc.input),
+                    "output": stats(lc.output),
+                }
+                for lc in result.layers
+            ],
+        },
+        indent=1,
+    )
+
+
+def calibration_summary(result: CalibrationResult) -> str:
+    return (
+        f"FP32 pass: {result.samples} samples, {result.num_taps} taps over "
+        f"{len(result.layers)} layers, compile {result.compile_seconds:.1f} s, "
+        f"run {result.run_seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB"
+    )
+
+
+# --- why each layer got its precision (stored in the plan) --------------------------------
+
+
+def rank_reasons(
+    ranking: Sequence[RankedLayer], selection: Selection, ranker: str
+) -> dict[int, str]:
+    fp32, n = set(selection.fp32), len(ranking)
+    return {
+        r.layer_id: f"rank {r.rank + 1}/{n} by {ranker} sensitivity: "
+        + (f"kept FP32 ({selection.rule})" if r.layer_id in fp32 else "INT8")
+        for r in ranking
+    }
+
+
+def slow_reasons(
+    layers: Sequence[Layer], slow: Mapping[int, KindSpeed], target_name: str
+) -> dict[int, str]:
+    kinds = {layer.id: layer.kind for layer in layers}
+    return {
+        lid: (
+            f"INT8 does not pay on {target_name}: the FP32 model runs in {s.fp32_ms:.2f} ms, "
+            f"the full-INT8 one in {s.int8_ms:.2f} ms"
+            if s.kind == "all"
+            else f"INT8 slower on {target_name}: the model runs in {s.fp32_ms:.2f} ms with its "
+            f"{kinds[lid]} layers FP32 vs {s.int8_ms:.2f} ms INT8"
+        )
+        for lid, s in slow.items()
+    }
+
+
+def fallback_reason(target_name: str) -> str:
+    return f"{target_name} backend failed to compile it in int8"
+
+
+# --- the plan's report --------------------------------------------------------------------
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if abs(v) < 1e4 or not np.isfinite(v) else f"{v:.3e}"
+
+
+def plan_rows(plan: Plan) -> list[dict[str, str]]:
+    """One row per layer, most sensitive first (layers without a rank last, by id)."""
+    ordered = sorted(plan.layers, key=lambda lp: (lp.rank is None, lp.rank or 0, lp.layer_id))
+    rows = []
+    for lp in ordered:
+        row = {
+            "rank": "" if lp.rank is None else str(lp.rank),
+            "id": str(lp.layer_id),
+            "node": lp.node,
+            "precision": lp.precision,
+            "score": _fmt(lp.score),
+        }
+        values = {} if lp.metrics is None else dataclasses.asdict(lp.metrics)
+        row.update({k: _fmt(values.get(k)) for k in METRIC_NAMES})
+        row["reason"] = lp.reason
+        rows.append(row)
+    return rows
+
+
+def plan_csv(plan: Plan) -> str:
+    rows = plan_rows(plan)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def plan_markdown(plan: Plan, header: str = "") -> str:
+    rows = plan_rows(plan)
+    if not rows:
+        return header + "\n(no layers)\n"
+    cols = list(rows[0])
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[c].replace("|", "/") for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plan_summary(plan: Plan) -> str:
+    fp32 = plan.fp32_layers
+    names = ", ".join(f"{lp.layer_id}:{lp.node}" for lp in fp32[:8])
+    more = f" (+{len(fp32) - 8} more)" if len(fp32) > 8 else ""
+    return f"plan: {len(plan.int8_layers)} int8, {len(fp32)} fp32 of {len(plan.layers)} layers" + (
+        f"; fp32: {names}{more}" if fp32 else ""
+    )
+
+
+def sensitivity_png(plan: Plan, width: int = 900) -> bytes:
+    """A bar chart of the combined sensitivity score per layer, in graph order; FP32 layers red,
+    INT8 blue. Drawn with Pillow (no plotting dependency)."""
+    from PIL import Image, ImageDraw
+
+    layers = [lp for lp in plan.layers if lp.score is not None]
+    bar, gap, left, top = 12, 3, 330, 30
+    height = top + max(1, len(layers)) * (bar + gap) + 20
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text(
+        (10, 8), "sensitivity (combined score), graph order; red = FP32, blue = INT8", fill="black"
+    )
+    scores = [lp.score or 0.0 for lp in layers]
+    hi = max(scores) if scores and max(scores) > 0 else 1.0
+    for i, lp in enumerate(layers):
+        y = top + i * (bar + gap)
+        label = f"{lp.layer_id:>3} {lp.node[-44:]}"
+        draw.text((5, y), label, fill="black")
+        length = int((width - left - 20) * max(lp.score or 0.0, 0.0) / hi)
+        color = (200, 40, 40) if lp.precision == "fp32" else (40, 90, 200)
+        draw.rectangle([left, y, left + max(length, 1), y + bar], fill=color)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def sidecar_json(
+    model: ImportedModel,
+    plan: Plan,
+    target: Target,
+    vmfb_sha256: str,
+    preprocess: Preprocess | None,
+) -> str:
+    """What an app needs to call the vmfb, and how it was made."""
+
+    def spec(s: TensorSpec) -> dict[str, object]:
+        return {"name": s.name, "shape": list(s.shape), "dtype": s.dtype}
+
+    return (
+        json.dumps(
+            {
+                "tool": TOOL,
+                "model": os.path.basename(model.path),
+                "model_sha256": model.sha256,
+                "vmfb_sha256": vmfb_sha256,
+                "function": model.function,
+                "target": {
+                    "name": target.name,
+                    "driver": target.driver,
+                    "flags": list(target.flags),
+                    "preset": target.preset,
+                    "runtime_flags": list(target.runtime_flags),
+                },
+                "inputs": [spec(s) for s in model.inputs],
+                "outputs": [spec(s) for s in model.outputs],
+                "preprocessing": None if preprocess is None else dataclasses.asdict(preprocess),
+                "plan": json.loads(plan_to_json(plan, TOOL)),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+
+
+# --- the job's summary: one list of facts, printed and written ----------------------------
+
+
+def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
+    """(label, sentence) for what the job measured and decided, in order."""
+    facts = []
+    a = outcome.analysis
+    if a is not None:
+        facts.append(
+            (
+                "analysis",
+                f"{a.inference_passes} full inference passes over {a.calibration.samples} "
+                f"calibration samples in {a.seconds:.1f} s; full-INT8 output SQNR "
+                f"{a.int8.output_sqnr_db:.2f} dB, top-1 agreement "
+                f"{100 * a.int8.top1_agreement:.1f}% on the calibration set",
+            )
+        )
+    sel = outcome.selection
+    if sel is not None:
+        extra = f", {sel.extra_passes} extra inference passes" if sel.extra_passes else ""
+        sqnr = (
+            f", output SQNR {sel.output_sqnr_db:.2f} dB" if sel.output_sqnr_db is not None else ""
+        )
+        facts.append(("selection", f"{sel.rule}{extra}{sqnr}"))
+    if outcome.kind_speeds:
+        table = "; ".join(
+            f"{s.kind} ({s.layers}): INT8 {s.int8_ms:.2f} ms vs FP32 {s.fp32_ms:.2f} ms"
+            + (" -> FP32" if s.int8_slower else "")
+            for s in outcome.kind_speeds
+        )
+        facts.append(("speed by layer kind", f"model latency on this host, median: {table}"))
+    if outcome.latency_ms is not None:
+        plan_ms, fp32_ms = outcome.latency_ms
+        facts.append(
+            (
+                "latency on this host",
+                f"this plan {plan_ms:.2f} ms, FP32 {fp32_ms:.2f} ms "
+                f"({fp32_ms / plan_ms:.2f}x FP32's speed)",
+            )
+        )
+    return facts
+
+
+def report_markdown(outcome: JobOutcome) -> str:
+    header = f"# {outcome.model_name}: quantune-iree sensitivity report\n"
+    for label, text in job_facts(outcome):
+        header += f"\n{label[0].upper()}{label[1:]}: {text}.\n"
+    header += "\n" + plan_summary(outcome.plan) + "\n"
+    return plan_markdown(outcome.plan, header)
+
+
+def console_summary(outcome: JobOutcome, files: Sequence[str]) -> str:
+    lines = [f"{label}: {text}" for label, text in job_facts(outcome)]
+    lines.append(plan_summary(outcome.plan))
+    lines.append("wrote " + ", ".join(sorted(files)))
+    return "\n".join(lines)

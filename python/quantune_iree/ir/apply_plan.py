@@ -1,0 +1,32 @@
+"""Plan → IR: runs quantune-quantize-layers on the model's input-phase module."""
+
+from __future__ import annotations
+
+from ..errors import QuantuneError
+from ..model.graph import ImportedModel
+from ..model.plan import Plan
+from . import native
+from . import session as ir_session
+
+
+def apply_plan(model: ImportedModel, plan: Plan) -> bytes:
+    """Input-phase bytecode with the plan's int8 layers rewritten into integer compute."""
+    if plan.model_sha256 != model.sha256:
+        raise QuantuneError(
+            f"the plan was made for a model with sha256 {plan.model_sha256[:12]}…, "
+            f"not {model.path} ({model.sha256[:12]}…)",
+            file=model.path,
+        )
+    session = ir_session.new_session()
+    module = ir_session.parse_module(session, model.bytecode)
+    records = [
+        native.LayerQuantization(
+            lp.layer_id, lp.activation.scale, lp.activation.zero_point, list(lp.weight_scales)
+        )
+        for lp in plan.int8_layers
+        if lp.activation is not None
+    ]
+    if records:
+        native.quantize_layers(module, records)
+    native.verify(module)
+    return ir_session.to_bytecode(module)

@@ -1,0 +1,220 @@
+"""ONNX file → linalg-on-tensors MLIR at IREE's `input` phase, before fusion.
+
+The import runs in-process through IREE's ONNX importer so node names survive as MLIR locations
+(`loc("/features/features.0/Conv")`), then IREE's pipeline stops at the `input` phase: one plain
+entry function of tensors, convs and matmuls still separate. Weights are imported as dense
+elements (not dense resources) so the native passes can read them through the C API.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+from iree.compiler import ir
+from iree.compiler.extras import onnx_importer
+
+from ..errors import QuantuneError
+from ..io.output import file_sha256
+from ..model.graph import ImportedModel, TensorSpec
+from . import session as ir_session
+
+# Above this many elements a single tensor is refused before anything is allocated.
+MAX_TENSOR_ELEMENTS = 1 << 31
+
+IMPORT_FLAGS = ("--iree-torch-emit-async-entry-points=false",)
+
+
+class _DenseContextCache(onnx_importer.ContextCache):
+    """Imports float initializers as DenseElementsAttr, readable through the MLIR C API."""
+
+    def tensor_proto_to_attr(self, tp: onnx.TensorProto) -> ir.Attribute:
+        if tp.HasField("raw_data") and tp.data_type in (
+            onnx.TensorProto.FLOAT,
+            onnx.TensorProto.DOUBLE,
+            onnx.TensorProto.FLOAT16,
+        ):
+            array = onnx.numpy_helper.to_array(tp)
+            return ir.DenseElementsAttr.get(
+                np.ascontiguousarray(array), type=self.tensor_proto_to_builtin_type(tp)
+            )
+        return super().tensor_proto_to_attr(tp)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_onnx(path: str) -> onnx.ModelProto:
+    """Reads and checks an ONNX file; every failure is one QuantuneError line."""
+    if not os.path.exists(path):
+        raise QuantuneError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise QuantuneError(f"{path}: is a directory, expected an .onnx file")
+    if os.path.getsize(path) == 0:
+        raise QuantuneError(f"{path}: file is empty, expected an ONNX model")
+    try:
+        model = onnx.load(path)
+    except OSError as exc:
+        raise QuantuneError(f"{path}: cannot read the model or its external data ({exc})") from None
+    except onnx.checker.ValidationError as exc:  # raised while loading external tensors
+        raise QuantuneError(f"{path}: cannot load its external data ({exc})") from None
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise QuantuneError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise QuantuneError(f"{path}: not an ONNX model (no graph or no nodes)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QuantuneError(f"{path}: invalid ONNX model: {first}") from None
+    return model
+
+
+# Copies of the weights alive at the peak of an import (ONNX proto, numpy, MLIR attributes,
+# bytecode), a measured bound with margin.
+WEIGHT_COPIES = 5
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable), or a large number if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def memory_estimate(model: onnx.ModelProto) -> int:
+    """Bytes the import and compilation will need at least: the weights several times over."""
+    total = 0
+    for t in model.graph.initializer:
+        count = int(np.prod(t.dims, dtype=np.float64)) if len(t.dims) else 1
+        try:
+            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+        except (KeyError, TypeError):
+            itemsize = 4
+        total += count * itemsize
+    return total * WEIGHT_COPIES
+
+
+def check_memory(model: onnx.ModelProto, path: str, available: int | None = None) -> None:
+    need = memory_estimate(model)
+    have = available_memory() if available is None else available
+    if need > have:
+        raise QuantuneError(
+            f"{path}: needs about {need / 2**30:.1f} GiB of memory to import, "
+            f"{have / 2**30:.1f} GiB is available"
+        )
+
+
+def _dims(name: str, t: onnx.TypeProto) -> list[int | str]:
+    if not t.HasField("tensor_type"):
+        raise QuantuneError(f"'{name}' is not a tensor; only tensor inputs/outputs are supported")
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in t.tensor_type.shape.dim
+    ]
+
+
+def _spec(value: onnx.ValueInfoProto, path: str) -> TensorSpec:
+    dims = _dims(value.name, value.type)
+    if any(not isinstance(d, int) or d <= 0 for d in dims):
+        raise QuantuneError(
+            f"{path}: '{value.name}' has dynamic shape {dims}; give it a static shape "
+            f"(input_shapes, or --input-shape {value.name}=1,3,224,224 for example)",
+            file=path,
+        )
+    if int(np.prod(dims, dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
+        raise QuantuneError(
+            f"{path}: '{value.name}' has {np.prod(dims, dtype=np.float64):.3g} elements, "
+            f"over the limit of {MAX_TENSOR_ELEMENTS}"
+        )
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    return TensorSpec(value.name, tuple(int(d) for d in dims), np.dtype(dtype).name)
+
+
+def _apply_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], path: str
+) -> None:
+    inputs = {i.name: i for i in model.graph.input}
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise QuantuneError(
+                f"{path}: an input shape is given for '{name}', which is not an input", file=path
+            )
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise QuantuneError(
+                f"{path}: input '{name}' has rank {len(dims)}, the shape given has {len(shape)}",
+                file=path,
+            )
+        for d, v in zip(dims, shape, strict=True):
+            d.Clear()
+            d.dim_value = int(v)
+
+
+def import_onnx(
+    path: str, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> ImportedModel:
+    """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused)."""
+    model = load_onnx(path)
+    check_memory(model, path)
+    if input_shapes:
+        _apply_input_shapes(model, input_shapes, path)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QuantuneError(f"{path}: ONNX shape inference failed: {first}") from None
+
+    for node in model.graph.node:
+        for text in (node.name, node.op_type, *node.input, *node.output):
+            if not isinstance(text, str):
+                raise QuantuneError(f"{path}: a node has a name that is not valid UTF-8 ({text!r})")
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = tuple(_spec(i, path) for i in model.graph.input if i.name not in initializers)
+    outputs = tuple(_spec(o, path) for o in model.graph.output)
+    node_ops = {n.name: n.op_type for n in model.graph.node if n.name}
+
+    session = ir_session.new_session(IMPORT_FLAGS)
+    try:
+        info = onnx_importer.ModelInfo(model)
+        module = info.create_module(context=session.context).operation
+        importer = onnx_importer.NodeImporter.define_function(
+            info.main_graph, module, context_cache=_DenseContextCache(session.context)
+        )
+        importer.import_all()
+    except onnx_importer.OnnxImportError as exc:
+        raise QuantuneError(f"{path}: ONNX import failed: {_one_line(exc)}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # IREE's importer trusts its input; a malformed graph surfaces as one of these.
+        raise QuantuneError(
+            f"{path}: ONNX import failed on a malformed graph ({type(exc).__name__}: "
+            f"{_one_line(exc)})"
+        ) from None
+
+    ok, diags, _ = ir_session.run_pipeline(session, module, compile_to="input")
+    if not ok:
+        node, msg = ir_session.first_error(diags)
+        if node:
+            op = node_ops.get(node, "?")
+            raise QuantuneError(
+                f"{path}: cannot lower ONNX node '{node}' (op {op}): {msg}", node=node, file=path
+            )
+        raise QuantuneError(f"{path}: cannot lower the model to linalg: {msg}")
+    return ImportedModel(
+        path=path,
+        sha256=file_sha256(path),
+        bytecode=ir_session.to_bytecode(module),
+        inputs=inputs,
+        outputs=outputs,
+        node_ops=node_ops,
+        function=model.graph.name,
+    )

@@ -1,0 +1,29 @@
+"""An imported model as the stages see it: its MLIR at IREE's input phase (bytecode) and its
+interface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output: ONNX name, static shape and numpy dtype name."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model lowered to IREE's `input` phase, as MLIR bytecode plus what is known about it."""
+
+    path: str
+    sha256: str
+    bytecode: bytes
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    node_ops: Mapping[str, str]  # ONNX node name → op type
+    function: str  # the entry function (named after the ONNX graph)

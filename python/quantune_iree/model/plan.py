@@ -1,0 +1,258 @@
+"""The precision plan: per layer, int8 (with its scales) or fp32, and why. Frozen data, saved as
+versioned JSON that a user can review, edit and re-apply; the compiler stage applies it and
+decides nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import QuantuneError
+from .layer import Layer
+
+# Plan file format version: 1 = first format (layers with precision, scales, metrics, rank).
+PLAN_VERSION = 1
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+
+
+@dataclass(frozen=True)
+class ActivationQuant:
+    """q = clamp(round_half_even(x / scale) + zero_point, -128, 127)."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How int8 layers are quantized."""
+
+    calibration: str = "minmax"  # one of CALIBRATION_METHODS
+    percentile: float = 99.99
+    symmetric: bool = False  # activations; weights are always symmetric
+    per_channel: bool = True  # weights
+
+
+@dataclass(frozen=True)
+class SensitivityMetrics:
+    """A layer's local error metrics from the two passes (the plan file's `metrics`)."""
+
+    weight_sqnr_db: float
+    weight_mse: float
+    input_sqnr_db: float  # INT8 pass, the layer's input tap
+    act_sqnr_db: float  # INT8 pass, the layer's output tap
+    act_mse: float
+    sqnr_delta_db: float  # input_sqnr_db - act_sqnr_db
+
+
+METRIC_NAMES = tuple(f.name for f in dataclasses.fields(SensitivityMetrics))
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    layer_id: int
+    node: str
+    precision: str  # int8 | fp32
+    activation: ActivationQuant | None = None  # set for every layer that can be int8
+    weight_scales: tuple[float, ...] = ()
+    reason: str = ""
+    rank: int | None = None  # 0 = most sensitive
+    score: float | None = None
+    metrics: SensitivityMetrics | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    model_sha256: str
+    config: QuantConfig
+    layers: tuple[LayerPlan, ...]
+    version: int = PLAN_VERSION
+
+    @property
+    def int8_layers(self) -> tuple[LayerPlan, ...]:
+        return tuple(lp for lp in self.layers if lp.precision == "int8")
+
+    @property
+    def fp32_layers(self) -> tuple[LayerPlan, ...]:
+        return tuple(lp for lp in self.layers if lp.precision == "fp32")
+
+
+def with_precisions(
+    plan: Plan,
+    fp32: Iterable[int],
+    reasons: Mapping[int, str] | None = None,
+    ranks: Mapping[int, tuple[int, float]] | None = None,
+    metrics: Mapping[int, SensitivityMetrics] | None = None,
+) -> Plan:
+    """The plan with exactly `fp32` (among layers that can be int8) kept in fp32."""
+    keep = set(fp32)
+    layers = []
+    for lp in plan.layers:
+        if lp.activation is not None:
+            lp = replace(lp, precision="fp32" if lp.layer_id in keep else "int8")
+        if reasons and lp.layer_id in reasons:
+            lp = replace(lp, reason=reasons[lp.layer_id])
+        if ranks and lp.layer_id in ranks:
+            lp = replace(lp, rank=ranks[lp.layer_id][0], score=ranks[lp.layer_id][1])
+        if metrics and lp.layer_id in metrics:
+            lp = replace(lp, metrics=metrics[lp.layer_id])
+        layers.append(lp)
+    return replace(plan, layers=tuple(layers))
+
+
+def _num(x: float) -> float | str:
+    """JSON has no inf/nan: write them as strings."""
+    return x if math.isfinite(x) else str(x)
+
+
+def plan_to_json(plan: Plan, tool: str) -> str:
+    data = {
+        "format": "quantune-iree plan",
+        "version": plan.version,
+        "tool": tool,
+        "model_sha256": plan.model_sha256,
+        "config": {
+            "calibration": plan.config.calibration,
+            "percentile": plan.config.percentile,
+            "symmetric_activations": plan.config.symmetric,
+            "per_channel_weights": plan.config.per_channel,
+        },
+        "summary": {
+            "layers": len(plan.layers),
+            "int8": len(plan.int8_layers),
+            "fp32": len(plan.fp32_layers),
+        },
+        "layers": [
+            {
+                "id": lp.layer_id,
+                "node": lp.node,
+                "precision": lp.precision,
+                "reason": lp.reason,
+                "rank": lp.rank,
+                "score": None if lp.score is None else _num(lp.score),
+                "activation": None
+                if lp.activation is None
+                else {"scale": lp.activation.scale, "zero_point": lp.activation.zero_point},
+                "weight_scales": list(lp.weight_scales),
+                "metrics": {}
+                if lp.metrics is None
+                else {k: _num(v) for k, v in dataclasses.asdict(lp.metrics).items()},
+            }
+            for lp in plan.layers
+        ],
+    }
+    return json.dumps(data, indent=1) + "\n"
+
+
+def _metrics(entry: Mapping[str, Any], source: str) -> SensitivityMetrics | None:
+    values = entry.get("metrics") or {}
+    if not values:
+        return None
+    if set(values) != set(METRIC_NAMES):
+        raise QuantuneError(
+            f"{source}: layer {entry.get('id')} metrics must be {', '.join(METRIC_NAMES)}",
+            file=source,
+        )
+    return SensitivityMetrics(**{k: float(v) for k, v in values.items()})
+
+
+def _layer_from_json(entry: Mapping[str, Any], source: str) -> LayerPlan:
+    precision = entry["precision"]
+    if precision not in ("int8", "fp32"):
+        raise QuantuneError(
+            f"{source}: layer {entry.get('id')} has precision '{precision}' "
+            "(expected int8 or fp32)",
+            file=source,
+        )
+    act = entry.get("activation")
+    activation = (
+        None if act is None else ActivationQuant(float(act["scale"]), int(act["zero_point"]))
+    )
+    if precision == "int8" and activation is None:
+        raise QuantuneError(
+            f"{source}: layer {entry['id']} is int8 but has no activation scale", file=source
+        )
+    score = entry.get("score")
+    return LayerPlan(
+        layer_id=int(entry["id"]),
+        node=str(entry["node"]),
+        precision=str(precision),
+        activation=activation,
+        weight_scales=tuple(float(s) for s in entry.get("weight_scales", [])),
+        reason=str(entry.get("reason", "")),
+        rank=entry.get("rank"),
+        score=None if score is None else float(score),
+        metrics=_metrics(entry, source),
+    )
+
+
+def plan_from_json(text: str, source: str) -> Plan:
+    """Parses and checks a plan file; every problem is one QuantuneError naming `source`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise QuantuneError(f"{source}: not valid JSON ({exc})", file=source) from None
+    if not isinstance(data, dict) or data.get("format") != "quantune-iree plan":
+        raise QuantuneError(f"{source}: not a quantune-iree plan file", file=source)
+    if data.get("version") != PLAN_VERSION:
+        raise QuantuneError(
+            f"{source}: plan format version {data.get('version')}, this tool reads {PLAN_VERSION}",
+            file=source,
+        )
+    try:
+        cfg = data["config"]
+        config = QuantConfig(
+            calibration=str(cfg["calibration"]),
+            percentile=float(cfg["percentile"]),
+            symmetric=bool(cfg["symmetric_activations"]),
+            per_channel=bool(cfg["per_channel_weights"]),
+        )
+        layers = []
+        for i, entry in enumerate(data["layers"]):
+            layers.append(_layer_from_json(entry, source))
+            if layers[-1].layer_id != i:
+                raise QuantuneError(f"{source}: layer ids must be 0, 1, 2, … in order", file=source)
+        sha = str(data["model_sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QuantuneError(
+            f"{source}: malformed plan ({type(exc).__name__}: {exc})", file=source
+        ) from None
+    if config.calibration not in CALIBRATION_METHODS:
+        raise QuantuneError(
+            f"{source}: unknown calibration method '{config.calibration}'", file=source
+        )
+    return Plan(sha, config, tuple(layers))
+
+
+def check_plan_matches(plan: Plan, layers: Sequence[Layer], model_sha256: str, source: str) -> None:
+    """Refuses a plan made for another model, or naming layers the model does not have."""
+    if plan.model_sha256 != model_sha256:
+        raise QuantuneError(
+            f"{source}: the plan was made for a model with sha256 {plan.model_sha256[:12]}…, "
+            f"this model's is {model_sha256[:12]}…",
+            file=source,
+        )
+    if len(plan.layers) != len(layers):
+        raise QuantuneError(
+            f"{source}: the plan has {len(plan.layers)} layers, the model {len(layers)}",
+            file=source,
+        )
+    for lp, layer in zip(plan.layers, layers, strict=True):
+        if lp.node != layer.node:
+            raise QuantuneError(
+                f"{source}: layer {lp.layer_id} is '{lp.node}' in the plan but "
+                f"'{layer.node}' in the model",
+                file=source,
+                layer=lp.layer_id,
+            )
+        if lp.precision == "int8" and layer.unquantizable_reason:
+            raise QuantuneError(
+                f"{source}: layer {lp.layer_id} ('{layer.label}') cannot be int8: "
+                f"{layer.unquantizable_reason}",
+                file=source,
+                layer=lp.layer_id,
+            )

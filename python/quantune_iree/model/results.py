@@ -1,0 +1,157 @@
+"""What each stage hands to the next and to the reports: calibration statistics, the two
+passes' errors, the analysis, the ranking, the selection, speed probes and the job's outcome.
+Frozen records; no stage logic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .plan import Plan, SensitivityMetrics
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """What calibration keeps of one tensor over the whole calibration set."""
+
+    count: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    hist_range: float  # histogram covers [-hist_range, hist_range]
+    histogram: np.ndarray = field(compare=False, repr=False)
+
+    @property
+    def absmax(self) -> float:
+        return max(abs(self.min), abs(self.max))
+
+    def bin_edges(self) -> np.ndarray:
+        return np.linspace(-self.hist_range, self.hist_range, self.histogram.size + 1)
+
+
+@dataclass(frozen=True)
+class LayerCalibration:
+    layer_id: int
+    node: str
+    input: TensorStats
+    output: TensorStats
+
+
+@dataclass(frozen=True)
+class TapReference:
+    """What the FP32 pass keeps so the INT8 pass can compare against it without a third pass:
+    per tap, the values at a fixed, seeded set of element positions for every sample (all
+    elements when the tap is small), and every sample's model outputs in full."""
+
+    indices: Mapping[int, np.ndarray]  # tap result index → flat element positions
+    values: Mapping[int, np.ndarray]  # tap result index → (samples, positions) float32
+    outputs: tuple[tuple[np.ndarray, ...], ...]  # per sample, the model's own results
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The FP32 pass."""
+
+    layers: tuple[LayerCalibration, ...]
+    samples: int
+    inference_passes: int  # full passes over the calibration set
+    invocations: int  # runtime calls made
+    num_taps: int
+    compile_seconds: float
+    run_seconds: float
+    peak_rss_mb: float  # peak resident memory of this process so far
+    # Where each layer's taps are in the FP32 tapped model, and the kept reference values.
+    input_tap: Mapping[int, int] = field(default_factory=dict)
+    output_tap: Mapping[int, int] = field(default_factory=dict)
+    reference: TapReference | None = None
+
+
+@dataclass(frozen=True)
+class LayerError:
+    layer_id: int
+    node: str
+    input_sqnr_db: float  # of the layer's input in the INT8 pass vs FP32
+    output_sqnr_db: float
+    input_mse: float
+    output_mse: float
+
+
+@dataclass(frozen=True)
+class Int8PassResult:
+    layers: tuple[LayerError, ...]
+    output_sqnr_db: float  # the model's own outputs, INT8 vs FP32, over all samples
+    top1_agreement: float  # of the first output, when it is a classifier
+    samples: int
+    invocations: int
+    compile_seconds: float
+    run_seconds: float
+
+
+@dataclass(frozen=True)
+class LayerMetrics:
+    layer_id: int
+    node: str
+    kind: str
+    metrics: SensitivityMetrics
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the ranking and the plan need; no tensors are kept."""
+
+    layers: tuple[LayerMetrics, ...]
+    calibration: CalibrationResult
+    int8_plan: Plan  # the all-int8 plan the INT8 pass ran (scales for every layer)
+    int8: Int8PassResult
+    inference_passes: int  # full passes over the calibration set
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RankedLayer:
+    layer_id: int
+    node: str
+    score: float  # higher = more sensitive
+    rank: int  # 0 = most sensitive
+
+
+@dataclass(frozen=True)
+class Selection:
+    fp32: tuple[int, ...]  # layer ids kept FP32, most sensitive first
+    extra_passes: int  # inference passes spent beyond the analysis's two
+    output_sqnr_db: float | None  # on the calibration set, when it was measured
+    rule: str  # how the set was chosen, for the report
+
+
+# A kind counts as slower in INT8 only beyond this relative margin (timing noise).
+SPEED_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class KindSpeed:
+    """Model latency with one layer kind INT8 vs FP32 (kind "all": the whole model)."""
+
+    kind: str
+    layers: int
+    int8_ms: float  # model latency with these layers INT8 (all others INT8 too)
+    fp32_ms: float  # ... with these layers FP32
+
+    @property
+    def int8_slower(self) -> bool:
+        return self.fp32_ms < self.int8_ms * (1 - SPEED_MARGIN)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a compile or analyze job found, for the reports (everything but the file list)."""
+
+    model_name: str
+    plan: Plan
+    analysis: Analysis | None = None
+    selection: Selection | None = None
+    kind_speeds: tuple[KindSpeed, ...] = ()
+    latency_ms: tuple[float, float] | None = None  # (plan, FP32) on this host
+    target_name: str = ""

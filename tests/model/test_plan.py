@@ -1,0 +1,72 @@
+"""Plan files: a round trip keeps everything, and edits are honoured."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from quantune_iree.errors import QuantuneError
+from quantune_iree.model.plan import (
+    ActivationQuant,
+    LayerPlan,
+    Plan,
+    QuantConfig,
+    SensitivityMetrics,
+    plan_from_json,
+    plan_to_json,
+    with_precisions,
+)
+
+PLAN = Plan(
+    "ab" * 32,
+    QuantConfig(calibration="mse", symmetric=True),
+    (
+        LayerPlan(
+            0,
+            "a",
+            "int8",
+            ActivationQuant(0.0235294122, -3),
+            (0.1, 0.2),
+            "why",
+            0,
+            0.9,
+            SensitivityMetrics(30.0, 1e-5, math.inf, 40.0, 1e-3, math.inf),
+        ),
+        LayerPlan(1, "b", "fp32", ActivationQuant(0.5, 0), (0.3,), "kept", 1, 0.1),
+        LayerPlan(2, "c", "fp32", None, (), "weight is not an f32 constant"),
+    ),
+)
+
+
+def test_round_trip() -> None:
+    text = plan_to_json(PLAN, "quantune-iree test")
+    back = plan_from_json(text, "p.json")
+    assert back == PLAN
+    assert back.layers[0].metrics == PLAN.layers[0].metrics  # compare=False in the layer
+    assert back.layers[0].metrics.sqnr_delta_db == math.inf
+    assert plan_to_json(back, "quantune-iree test") == text  # stable bytes
+
+
+def test_edit_and_with_precisions() -> None:
+    data = json.loads(plan_to_json(PLAN, "t"))
+    data["layers"][1]["precision"] = "int8"  # a reviewer flips layer 1
+    edited = plan_from_json(json.dumps(data), "p.json")
+    assert [lp.precision for lp in edited.layers] == ["int8", "int8", "fp32"]
+    flipped = with_precisions(PLAN, [0])
+    # Layer 2 cannot be int8 (no activation scale): it stays fp32 whatever is asked.
+    assert [lp.precision for lp in flipped.layers] == ["fp32", "int8", "fp32"]
+
+
+def test_int8_without_scale_is_refused() -> None:
+    data = json.loads(plan_to_json(PLAN, "t"))
+    data["layers"][2]["precision"] = "int8"
+    with pytest.raises(QuantuneError, match="layer 2 is int8 but has no activation scale"):
+        plan_from_json(json.dumps(data), "p.json")
+
+
+def test_partial_metrics_are_refused() -> None:
+    data = json.loads(plan_to_json(PLAN, "t"))
+    del data["layers"][0]["metrics"]["act_mse"]
+    with pytest.raises(QuantuneError, match="metrics must be weight_sqnr_db"):
+        plan_from_json(json.dumps(data), "p.json")
