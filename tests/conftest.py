@@ -63,7 +63,8 @@ def dispatch_sources(bytecode: bytes, folder) -> dict[str, str]:  # noqa: ANN001
     from quantune_iree.backend.compile import compile_vmfb
     from quantune_iree.backend.targets import get_target
 
-    compile_vmfb(bytecode, get_target("host", (f"--iree-hal-dump-executable-sources-to={folder}",)))
+    flags = (f"--iree-hal-dump-executable-sources-to={folder}",)
+    compile_vmfb(bytecode, get_target("host", flags, preset="iree"))
     out = {}
     for path in glob.glob(str(folder / "*.mlir")):
         text = open(path).read()

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "quantune/CAPIHelpers.h"
+#include "quantune/ChannelsLast.h"
 #include "quantune/InsertTaps.h"
 #include "quantune/LayerTable.h"
 #include "quantune/QuantizeLayers.h"
@@ -125,6 +126,26 @@ const char *kindName(LayerKind kind) {
 
 const char *precisionName(Precision p) { return p == Precision::FP32 ? "fp32" : "int8"; }
 
+IntegerForm::Storage storageOf(const std::string &name) {
+  if (name == "i8")
+    return IntegerForm::Storage::I8;
+  if (name == "u8")
+    return IntegerForm::Storage::U8;
+  if (name == "i16")
+    return IntegerForm::Storage::I16;
+  throw NativeError("unknown activation storage '" + name + "' (i8, u8 or i16)");
+}
+
+IntegerForm::Contraction contractionOf(const std::string &name) {
+  if (name == "named")
+    return IntegerForm::Contraction::Named;
+  if (name == "channels_last")
+    return IntegerForm::Contraction::ChannelsLast;
+  if (name == "im2col")
+    return IntegerForm::Contraction::Im2col;
+  throw NativeError("unknown contraction form '" + name + "' (named, channels_last or im2col)");
+}
+
 py::list stepList(const Layer &layer) {
   py::list steps;
   for (const WeightStep &s : layer.weightSteps)
@@ -209,11 +230,15 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<LayerQuantization>(m, "LayerQuantization")
       .def(py::init([](int64_t id, float scale, int32_t zeroPoint,
-                       std::vector<float> weightScales) {
-             return LayerQuantization{id, scale, zeroPoint, std::move(weightScales)};
+                       std::vector<float> weightScales, const std::string &storage,
+                       const std::string &contraction, bool reciprocal) {
+             return LayerQuantization{
+                 id, scale, zeroPoint, std::move(weightScales),
+                 IntegerForm{storageOf(storage), contractionOf(contraction), reciprocal}};
            }),
            py::arg("layer_id"), py::arg("act_scale"), py::arg("act_zero_point"),
-           py::arg("weight_scales"))
+           py::arg("weight_scales"), py::arg("storage") = "i8",
+           py::arg("contraction") = "named", py::arg("reciprocal") = false)
       .def_readonly("layer_id", &LayerQuantization::layerId)
       .def_readonly("act_scale", &LayerQuantization::actScale)
       .def_readonly("act_zero_point", &LayerQuantization::actZeroPoint)
@@ -229,6 +254,17 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("module"), py::arg("layers"),
       "Runs quantune-quantize-layers: the listed layers become i8 x i8 -> i32 compute.");
+
+  m.def(
+      "channels_last",
+      [](const py::object &module) {
+        MlirOperation op = toModuleOp(module);
+        ChannelsLastOptions options;
+        runPass(op, createChannelsLastPass(&options), options.error);
+        return options.rewritten;
+      },
+      py::arg("module"),
+      "Runs quantune-channels-last; returns how many convs it rewrote.");
 
   m.def(
       "verify",

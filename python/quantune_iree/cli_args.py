@@ -134,9 +134,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--preset",
         choices=PRESETS,
-        default="default",
-        help="compiler flag preset: default (IREE's) or speed (CPU: data tiling + microkernels "
-        "+ im2col; see docs/results/speed.md)",
+        default=None,
+        help="speed (the default on CPUs): measured flags and integer forms per CPU family "
+        "(docs/results/speed.md); iree: IREE's own flags and the plain integer form",
     )
     g.add_argument(
         "--iree-flag",

@@ -23,11 +23,16 @@ def engine_and_plan(conv_stack_model):  # noqa: ANN201
 
 def test_lower_applies_the_plan_and_adds_taps(engine_and_plan, conv_stack_model) -> None:
     engine, plan = engine_and_plan
-    assert engine.lower().bytecode == conv_stack_model.bytecode
+    plain = Engine(conv_stack_model, get_target("host", preset="iree"))
+    assert plain.lower().bytecode == conv_stack_model.bytecode
+    assert engine.lower().bytecode != conv_stack_model.bytecode  # float convs channels-last
     int8 = engine.lower(plan)
     assert int8.taps is None and int8.bytecode != conv_stack_model.bytecode
     tapped = engine.lower(plan, taps=[0, 3])
     assert tapped.taps is not None and set(tapped.taps.input_result) == {0, 3}
+    forms = engine.forms(plan)
+    assert forms[1].contraction == "channels_last" and forms[1].reciprocal  # the depthwise conv
+    assert plain.forms(plan)[1].contraction == "named"
 
 
 def test_load_runs_fp32_int8_and_tapped_builds(engine_and_plan) -> None:

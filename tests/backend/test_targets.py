@@ -8,9 +8,11 @@ from quantune_iree.backend.targets import (
     WORKER_STACK_FLAG,
     cpu_triple,
     get_target,
+    layer_form,
     needs_subprocess,
 )
 from quantune_iree.errors import QuantuneError
+from quantune_iree.model.target import IntegerForm
 
 
 def test_host_cpu_and_vulkan_targets() -> None:
@@ -28,7 +30,9 @@ def test_host_cpu_and_vulkan_targets() -> None:
 def test_speed_preset_adds_flags_and_its_runtime_flag() -> None:
     speed = get_target("host", preset="speed")
     assert CHANNELS_LAST_FLAG in speed.flags and speed.runtime_flags == (WORKER_STACK_FLAG,)
-    assert needs_subprocess(speed) and not needs_subprocess(get_target("host"))
+    assert needs_subprocess(speed) and not needs_subprocess(get_target("host", preset="iree"))
+    assert get_target("host") == speed and speed.channels_last  # speed is the CPU default
+    assert get_target("vulkan").preset == "iree" and not get_target("vulkan").channels_last
     extra = get_target("host", ["--iree-opt-level=O3"], preset="speed")
     assert extra.flags[-1] == "--iree-opt-level=O3"
 
@@ -46,3 +50,27 @@ def test_speed_preset_adds_flags_and_its_runtime_flag() -> None:
 def test_bad_targets_are_refused(args, kwargs, message) -> None:  # noqa: ANN001
     with pytest.raises(QuantuneError, match=message):
         get_target(*args, **kwargs)
+
+
+def test_speed_forms_per_instruction_set() -> None:
+    from quantune_iree.model.layer import Layer
+
+    def layer(kind: str, op: str, w: tuple[int, ...], x=(1, 8, 4, 4), y=(1, 8, 4, 4)) -> Layer:  # noqa: ANN001
+        return Layer(0, "n", "Conv", kind, op, "fp32", x, w, y, True, (0,), (1,))
+
+    dw = layer("depthwise_conv", "linalg.depthwise_conv_2d_nchw_chw", (8, 3, 3))
+    pw = layer("conv", "linalg.conv_2d_nchw_fchw", (8, 8, 1, 1))
+    pw_s2 = layer("conv", "linalg.conv_2d_nchw_fchw", (8, 8, 1, 1), y=(1, 8, 2, 2))
+    k3 = layer("conv", "linalg.conv_2d_nchw_fchw", (8, 8, 3, 3))
+    mm = layer("matmul", "linalg.matmul", (8, 4), (1, 8), (1, 4))
+    a53 = get_target(cpu="cortex-a53")
+    assert a53.isa == "aarch64" and "--iree-opt-data-tiling" not in a53.flags
+    for lay in (dw, pw, k3):
+        assert layer_form(a53, lay) == IntegerForm("i16", "channels_last", True)
+    assert layer_form(a53, mm) == IntegerForm("i16", "named", True)
+    x86 = get_target(cpu="znver4")
+    assert x86.isa == "x86_64"
+    assert layer_form(x86, dw) == layer_form(x86, pw) == IntegerForm("i8", "channels_last", True)
+    assert layer_form(x86, k3) == layer_form(x86, pw_s2) == IntegerForm("i8", "named", True)
+    assert layer_form(get_target("host", preset="iree"), dw) == IntegerForm()
+    assert layer_form(get_target("vulkan"), dw) == IntegerForm()

@@ -13,6 +13,7 @@ from int_reference import conv2d_nchw, dequantize
 from onnx import numpy_helper
 from quantune_iree.algo.quantization import quantize_activation, quantize_weight, weight_scales
 from quantune_iree.backend.compile import compile_vmfb
+from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.runtime import Runner
 from quantune_iree.backend.targets import get_target
 from quantune_iree.errors import QuantuneError
@@ -20,6 +21,7 @@ from quantune_iree.ir.apply_plan import apply_plan
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
 from quantune_iree.model.plan import ActivationQuant, LayerPlan, Plan, QuantConfig
+from quantune_iree.model.target import IntegerForm
 
 KINDS = ["conv", "depthwise", "grouped", "gemm", "matmul"]
 
@@ -64,25 +66,64 @@ def _reference(
     return dequantize(xq @ wq, np.float32(act.scale) * scales, 1, inits.get("b"))
 
 
+# Every integer form computes the same numbers: each is held to the numpy model bit for bit.
+FORMS = {
+    "named-i8-div": IntegerForm(),
+    "channels_last-i8": IntegerForm("i8", "channels_last", True),
+    "channels_last-i16": IntegerForm("i16", "channels_last", True),
+    "channels_last-u8": IntegerForm("u8", "channels_last", True),
+    "im2col-u8": IntegerForm("u8", "im2col", True),
+    "im2col-i16": IntegerForm("i16", "im2col", True),
+}
+
+
+def _inputs(shape: tuple[int, ...], act: ActivationQuant) -> list[np.ndarray]:
+    """Random values (some clamp) and values on the rounding boundaries, (k + 1/2) * scale."""
+    rng = np.random.default_rng(7)
+    xs = [(rng.standard_normal(shape) * 1.5).astype(np.float32) for _ in range(2)]
+    k = rng.integers(-140, 140, size=shape)
+    half = np.float32(act.scale) * (k + np.float32(0.5)).astype(np.float32)
+    xs.append(np.nextafter(half, half + rng.choice([-1, 0, 1], size=shape)).astype(np.float32))
+    return xs
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("act", [ActivationQuant(0.02, 0), ActivationQuant(0.015, -7)])
-def test_integer_layer_is_bit_exact(kind: str, act: ActivationQuant, tmp_path) -> None:
+def test_integer_layer_is_bit_exact(kind: str, act: ActivationQuant, form: str, tmp_path) -> None:
     onnx_model = models.single_layer(kind)
     path = str(tmp_path / f"{kind}.onnx")
     onnx.save(onnx_model, path)
     model = import_onnx(path)
     plan = _fixed_plan(model, act)
-    vmfb = compile_vmfb(apply_plan(model, plan), get_target("host"))
+    chosen = FORMS[form]
+    if kind == "grouped" and chosen.contraction != "named":
+        pytest.skip("grouped convs have the named form only")
+    if kind in ("gemm", "matmul") and chosen.storage == "u8":
+        chosen = IntegerForm("i8", "named", True)  # u8 needs channels-last: see the refusal test
+    vmfb = compile_vmfb(apply_plan(model, plan, {0: chosen}), get_target("host", preset="iree"))
     runner = Runner(vmfb, kind)
-    rng = np.random.default_rng(7)
-    shape = model.inputs[0].shape
     scales = np.asarray(plan.layers[0].weight_scales, np.float32)
-    for _ in range(3):
-        x = (rng.standard_normal(shape) * 1.5).astype(np.float32)  # some values clamp
+    for x in _inputs(model.inputs[0].shape, act):
         got = runner([x])[0]
         want = _reference(kind, onnx_model, x, act, scales)
         assert got.shape == want.shape
         assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-a53"])
+def test_each_targets_speed_forms_give_the_iree_forms_numbers(conv_stack_model, target) -> None:
+    """The conv stack, all int8, in the target's speed forms (and float relayout) compiled for
+    the host: the same outputs as the plain named form."""
+    plan = _fixed_plan(conv_stack_model, ActivationQuant(0.03, 5))
+    speed = get_target("host") if target == "host" else get_target(cpu="cortex-a53")
+    forms = Engine(conv_stack_model, speed).forms(plan)
+    assert {f.contraction for f in forms.values()} >= {"named", "channels_last"}
+    host = get_target("host", preset="iree")
+    plain = Runner(compile_vmfb(apply_plan(conv_stack_model, plan), host), "conv_stack")
+    fast = Runner(compile_vmfb(apply_plan(conv_stack_model, plan, forms), host), "conv_stack")
+    for x in _inputs((1, 4, 10, 10), ActivationQuant(0.03, 5)):
+        np.testing.assert_array_equal(fast([x])[0], plain([x])[0])
 
 
 def test_weights_match_python_quantization(tmp_path) -> None:

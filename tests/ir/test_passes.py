@@ -26,9 +26,27 @@ def _quantize_all(module) -> None:  # noqa: ANN001 - ir.Module
     native.quantize_layers(module, records)
 
 
+def _form(layer) -> tuple[str, str, bool]:  # noqa: ANN001 - native layer
+    """u8 for 1x1 convs, u8 im2col for node "i", i16 for the rest; channels-last, reciprocal."""
+    if layer.node == "i":
+        return ("u8", "im2col", True)
+    pointwise = layer.kind == "conv" and list(layer.weight_shape[2:]) == [1, 1]
+    return ("u8" if pointwise or layer.kind == "matmul" else "i16", "channels_last", True)
+
+
+def _quantize_all_forms(module) -> None:  # noqa: ANN001 - ir.Module
+    records = [
+        native.LayerQuantization(layer.id, 0.5, 3, [0.25], *_form(layer))
+        for layer in native.layer_table(module)
+    ]
+    native.quantize_layers(module, records)
+
+
 RUNNERS = {
     "quantune_insert_taps": lambda module: native.insert_taps(module),
     "quantune_quantize_layers": _quantize_all,
+    "quantune_quantize_layers_forms": _quantize_all_forms,
+    "quantune_channels_last": lambda module: native.channels_last(module),
 }
 
 

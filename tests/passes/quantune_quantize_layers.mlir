@@ -45,7 +45,7 @@ util.func public @conv(%arg0: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
 // CHECK-LABEL: func.func @gemm(
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<2> : tensor<3x4xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<12> : tensor<4xi32>
-// CHECK: %[[ACC:.*]] = linalg.matmul {quantune.layer = 0 : i64} ins(%{{.*}}, %[[W]] : tensor<2x3xi8>, tensor<3x4xi8>) outs(%{{.*}} : tensor<2x4xi32>)
+// CHECK: %[[ACC:.*]] = linalg.matmul {quantune.layer = 0 : i64, quantune.op = "linalg.matmul"} ins(%{{.*}}, %[[W]] : tensor<2x3xi8>, tensor<3x4xi8>) outs(%{{.*}} : tensor<2x4xi32>)
 // CHECK: %[[OUT:.*]] = linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] :
 // CHECK-NOT: arith.addf
 // CHECK-NOT: linalg.transpose

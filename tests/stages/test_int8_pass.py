@@ -7,12 +7,10 @@ import pytest
 from conftest import conv_stack_inputs, npy_folder
 from quantune_iree.algo.metrics import sqnr
 from quantune_iree.algo.planning import build_plan
-from quantune_iree.backend.compile import compile_vmfb
-from quantune_iree.backend.runtime import Runner
+from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.targets import get_target
 from quantune_iree.errors import QuantuneError
 from quantune_iree.io.dataset import iter_samples
-from quantune_iree.ir.apply_plan import apply_plan
 from quantune_iree.ir.layers import layer_table
 from quantune_iree.model.plan import QuantConfig
 from quantune_iree.stages.fp32_pass import run_fp32_pass
@@ -42,9 +40,8 @@ def test_int8_pass_measures_against_fp32(conv_stack_model, calib_dir) -> None:
     assert all(10.0 < e.output_sqnr_db < 60.0 for e in result.layers)
 
     # The end-to-end number equals running the untapped FP32 and INT8 builds directly.
-    host = get_target("host")
-    fp32 = Runner(compile_vmfb(conv_stack_model.bytecode, host), conv_stack_model.function)
-    int8 = Runner(compile_vmfb(apply_plan(conv_stack_model, plan), host), conv_stack_model.function)
+    engine = Engine(conv_stack_model, get_target("host"))
+    fp32, int8 = engine.load(None), engine.load(plan)
     xs = [s[0] for s in _samples(conv_stack_model, calib_dir)]
     want = sqnr(np.stack([fp32([x])[0] for x in xs]), np.stack([int8([x])[0] for x in xs]))
     assert result.output_sqnr_db == pytest.approx(want, abs=1e-6)

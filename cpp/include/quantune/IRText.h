@@ -28,6 +28,11 @@ std::string affineMap(size_t rank, const std::vector<int64_t> &results);
 std::string identityMap(size_t rank);
 /// ["parallel", ...] for `rank` loops.
 std::string parallel(size_t rank);
+/// `out` = tensor.pad of `in` with `low`/`high`, yielding the SSA value
+/// `value` of element type `elem`.
+std::string padText(const std::string &in, const std::string &out, const std::vector<int64_t> &low,
+                    const std::vector<int64_t> &high, const std::string &inType,
+                    const std::string &outType, const std::string &value, const char *elem);
 /// The attributes of a named linalg op in its custom syntax (explicit
 /// indexing maps first, then an attr-dict), minus the ones it derives and
 /// quantune's own.

@@ -68,6 +68,7 @@ std::vector<Layer> collectLayers(MlirOperation root);
 
 /// Discardable attributes quantune-quantize-layers leaves on its ops.
 constexpr const char *kLayerAttr = "quantune.layer";     // on the integer op
+constexpr const char *kOpAttr = "quantune.op";           // the float op it replaced
 constexpr const char *kRoleAttr = "quantune.role";       // on its generics
 constexpr const char *kRoleQuantize = "quantize";
 constexpr const char *kRoleDequantize = "dequantize";

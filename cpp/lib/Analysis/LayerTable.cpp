@@ -101,8 +101,16 @@ MlirValue activationInput(MlirValue v, const std::string &node,
       return v;
     prologue.insert(prologue.begin(), def);
     v = mlirOperationGetOperand(def, 0);
-    if (quantize) // the float activation the layer quantizes
-      return v;
+    if (!quantize)
+      continue;
+    // The float activation the layer quantizes, before the node's own
+    // relayout (channels-last forms transpose it first).
+    MlirOperation relayout = sameNodeProducer(v, node);
+    if (!mlirOperationIsNull(relayout) && opName(relayout) == "linalg.transpose") {
+      prologue.insert(prologue.begin(), relayout);
+      v = mlirOperationGetOperand(relayout, 0);
+    }
+    return v;
   }
 }
 
@@ -117,7 +125,7 @@ MlirValue nodeOutput(MlirValue v, const std::string &node,
         nodeName(mlirOperationGetLocation(user)) != node)
       return v;
     std::string_view name = opName(user);
-    if (name != "linalg.generic" && !isShapeOnly(name))
+    if (name != "linalg.generic" && name != "linalg.transpose" && !isShapeOnly(name))
       return v;
     epilogue.push_back(user);
     v = mlirOperationGetResult(user, 0);
@@ -172,15 +180,21 @@ struct WalkState {
 /// Records `op` when it is a quantizable layer. Throws NativeError when its
 /// shapes are not static.
 void recordLayer(MlirOperation op, std::vector<Layer> &layers) {
-  const KindEntry *kind = kindOf(opName(op));
+  // An integer op quantune made names the float op it replaced, since it may
+  // be written as another op (a channels-last linalg.generic or matmul).
+  MlirAttribute replaced = mlirOperationGetAttributeByName(op, toRef(kOpAttr));
+  bool isQuantized = !mlirAttributeIsNull(
+      mlirOperationGetAttributeByName(op, toRef(kLayerAttr)));
+  std::string_view name = isQuantized && !mlirAttributeIsNull(replaced)
+                              ? toView(mlirStringAttrGetValue(replaced))
+                              : opName(op);
+  const KindEntry *kind = kindOf(name);
   if (!kind || mlirOperationGetNumOperands(op) < 3)
     return;
   MlirType inType = mlirValueGetType(mlirOperationGetOperand(op, 0));
   if (!mlirTypeIsARankedTensor(inType))
     return;
   bool isFloat = mlirTypeIsAFloat(mlirShapedTypeGetElementType(inType));
-  bool isQuantized = !mlirAttributeIsNull(
-      mlirOperationGetAttributeByName(op, toRef(kLayerAttr)));
   if (!isFloat && !isQuantized)
     return;
 
@@ -191,7 +205,7 @@ void recordLayer(MlirOperation op, std::vector<Layer> &layers) {
   layer.precision = isFloat ? Precision::FP32 : Precision::Int8;
   layer.weightChannelDims.assign(kind->weightChannels);
   layer.outputChannelDims.assign(kind->outputChannels);
-  layer.opName = std::string(opName(op));
+  layer.opName = std::string(name);
   layer.node = nodeName(mlirOperationGetLocation(op));
   layer.input = activationInput(mlirOperationGetOperand(op, 0), layer.node,
                                 layer.prologue);

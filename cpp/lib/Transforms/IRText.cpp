@@ -80,4 +80,15 @@ std::string namedOpAttrs(MlirOperation op) {
   return maps + (s.empty() ? "" : "{" + s + "} ");
 }
 
+std::string padText(const std::string &in, const std::string &out, const std::vector<int64_t> &low,
+                    const std::vector<int64_t> &high, const std::string &inType,
+                    const std::string &outType, const std::string &value, const char *elem) {
+  std::string args;
+  for (size_t i = 0; i < low.size(); ++i)
+    args += (i ? ", %i" : "%i") + std::to_string(i) + ": index";
+  return "  " + out + " = tensor.pad " + in + " low[" + joinDims(low, ", ") + "] high[" +
+         joinDims(high, ", ") + "] {\n  ^bb0(" + args + "):\n    tensor.yield " + value + " : " +
+         elem + "\n  } : " + inType + " to " + outType + "\n";
+}
+
 } // namespace quantune

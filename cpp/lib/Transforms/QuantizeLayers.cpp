@@ -15,8 +15,10 @@
 #include "quantune/QuantizeLayers.h"
 #include "quantune/CAPIHelpers.h"
 #include "quantune/IRText.h"
+#include "quantune/IntegerRewrite.h"
 #include "quantune/LayerTable.h"
 #include "quantune/LayerWeights.h"
+#include "quantune/Splice.h"
 
 #include "mlir-c/Pass.h"
 
@@ -28,83 +30,6 @@
 using namespace quantune;
 
 namespace {
-
-/// Checks a tensor.pad pads with the constant 0.0 and returns it as text on
-/// i8, padding with the zero point.
-std::string padText(MlirOperation pad, const std::string &in,
-                    const std::string &out, const std::string &inType,
-                    const std::string &outType, const Layer &l) {
-  MlirBlock body = mlirRegionGetFirstBlock(mlirOperationGetRegion(pad, 0));
-  MlirOperation yield = mlirBlockGetTerminator(body);
-  MlirValue padValue = mlirOperationGetOperand(yield, 0);
-  bool zero = false;
-  if (mlirValueIsAOpResult(padValue)) {
-    MlirOperation def = mlirOpResultGetOwner(padValue);
-    MlirAttribute v = mlirOperationGetAttributeByName(def, toRef("value"));
-    zero = opName(def) == "arith.constant" && !mlirAttributeIsNull(v) &&
-           mlirAttributeIsAFloat(v) && mlirFloatAttrGetValueDouble(v) == 0.0;
-  }
-  if (!zero)
-    throw NativeError(layerName(l) + ": its pad value is not the constant 0.0");
-  auto staticPads = [&](const char *name) {
-    MlirAttribute a = mlirOperationGetAttributeByName(pad, toRef(name));
-    std::vector<int64_t> v;
-    for (intptr_t i = 0, e = mlirDenseArrayGetNumElements(a); i < e; ++i) {
-      int64_t x = mlirDenseI64ArrayGetElement(a, i);
-      if (x == mlirShapedTypeGetDynamicSize())
-        throw NativeError(layerName(l) + ": dynamic padding");
-      v.push_back(x);
-    }
-    return v;
-  };
-  std::vector<int64_t> low = staticPads("static_low"), high = staticPads("static_high");
-  std::string args;
-  for (size_t i = 0; i < low.size(); ++i)
-    args += (i ? ", %i" : "%i") + std::to_string(i) + ": index";
-  return "  " + out + " = tensor.pad " + in + " low[" + joinDims(low, ", ") +
-         "] high[" + joinDims(high, ", ") + "] {\n  ^bb0(" + args +
-         "):\n    tensor.yield %zp8 : i8\n  } : " + inType + " to " + outType +
-         "\n";
-}
-
-MlirOperation createConstant(MlirAttribute value, MlirLocation loc,
-                             MlirOperation before) {
-  MlirContext ctx = mlirAttributeGetContext(value);
-  MlirType type = mlirAttributeGetType(value);
-  MlirNamedAttribute attr = mlirNamedAttributeGet(
-      mlirIdentifierGet(ctx, toRef("value")), value);
-  MlirOperationState state = mlirOperationStateGet(toRef("arith.constant"), loc);
-  mlirOperationStateAddResults(&state, 1, &type);
-  mlirOperationStateAddAttributes(&state, 1, &attr);
-  MlirOperation op = mlirOperationCreate(&state);
-  mlirBlockInsertOwnedOperationBefore(mlirOperationGetBlock(before), before, op);
-  return op;
-}
-
-bool hasUses(MlirValue v) { return !mlirOpOperandIsNull(mlirValueGetFirstUse(v)); }
-
-/// Erases `op` and then, recursively, the ops that only fed it.
-void eraseWithDeadProducers(MlirOperation op) {
-  std::vector<MlirOperation> producers;
-  for (intptr_t i = 0, e = mlirOperationGetNumOperands(op); i < e; ++i) {
-    MlirValue v = mlirOperationGetOperand(op, i);
-    if (mlirValueIsAOpResult(v))
-      producers.push_back(mlirOpResultGetOwner(v));
-  }
-  mlirOperationDestroy(op);
-  for (MlirOperation p : producers) {
-    bool dead = true;
-    for (intptr_t r = 0, e = mlirOperationGetNumResults(p); r < e; ++r)
-      dead = dead && !hasUses(mlirOperationGetResult(p, r));
-    std::string_view name = opName(p);
-    bool pure = name == "arith.constant" || name == "tensor.pad" ||
-                name == "tensor.expand_shape" || name == "tensor.collapse_shape" ||
-                name == "linalg.transpose" || name == "tensor.empty" ||
-                name == "linalg.broadcast" || name == "linalg.fill";
-    if (dead && pure)
-      eraseWithDeadProducers(p);
-  }
-}
 
 /// Step 1: refuses what the pass cannot rewrite, before touching the IR.
 void checkQuantizable(const Layer &l, const LayerQuantization &q) {
@@ -163,6 +88,11 @@ QuantizedWeight quantizeWeight(const Layer &l, const LayerQuantization &q) {
   return out;
 }
 
+/// The zero point of the codes as stored: u8 codes are the signed ones + 128.
+int32_t storedZeroPoint(const LayerQuantization &q) {
+  return q.actZeroPoint + (q.form.storage == IntegerForm::Storage::U8 ? 128 : 0);
+}
+
 /// How the layer's bias reaches the integer result.
 struct BiasFold {
   std::vector<int32_t> offset;      // zp · Σq[c] − rne(bias[c] / outScale[c])
@@ -188,133 +118,71 @@ BiasFold foldBias(const Layer &l, const LayerQuantization &q, const QuantizedWei
   for (int64_t c = 0; c < w.channels; ++c) {
     float b = bias.empty() ? 0.0f : std::nearbyint(bias[c] / w.outScale[c]);
     b = std::fmin(std::fmax(b, -2147483520.0f), 2147483520.0f);
-    fold.offset[c] = q.actZeroPoint * w.channelSums[c] - static_cast<int32_t>(b);
+    fold.offset[c] = storedZeroPoint(q) * w.channelSums[c] - static_cast<int32_t>(b);
   }
   return fold;
 }
 
-/// The activation's path to the integer op in i8: the node's pads (with the
-/// zero point) and reshapes, from `%q0`. Returns the last value and its type.
-std::pair<std::string, std::string> prologueText(const Layer &l, std::ostringstream &t) {
-  std::string cur = "%q0", curType = tensorType(l.inputShape, "i8");
-  int n = 1;
-  for (MlirOperation p : l.prologue) {
-    std::string name = std::string(opName(p));
-    std::string next = "%q" + std::to_string(n++);
-    std::string nextType = tensorType(staticShape(mlirOperationGetResult(p, 0)), "i8");
-    if (name == "tensor.pad") {
-      t << padText(p, cur, next, curType, nextType, l);
-    } else if (name == "tensor.expand_shape" || name == "tensor.collapse_shape") {
-      std::string reassoc =
-          printAttr(mlirOperationGetAttributeByName(p, toRef("reassociation")));
-      t << "  " << next << " = " << name << " " << cur << " " << reassoc;
-      if (name == "tensor.expand_shape")
-        t << " output_shape [" << joinDims(staticShape(mlirOperationGetResult(p, 0)), ", ")
-          << "]";
-      t << " : " << curType << " into " << nextType << "\n";
-    } else {
-      throw NativeError(layerName(l) + ": cannot quantize through " + name);
+/// Step 4: the weight in the layout the form reads.
+std::vector<int8_t> formWeight(const Layer &l, const IntegerForm &form,
+                               const std::vector<int8_t> &values) {
+  std::vector<int64_t> perm = weightPermutation(l, form);
+  if (perm.empty())
+    return values;
+  const std::vector<int64_t> &shape = l.weightShape;
+  size_t rank = shape.size();
+  std::vector<int64_t> strides(rank, 1), outShape(rank), idx(rank, 0);
+  for (size_t d = rank - 1; d > 0; --d)
+    strides[d - 1] = strides[d] * shape[d];
+  for (size_t d = 0; d < rank; ++d)
+    outShape[d] = shape[perm[d]];
+  std::vector<int8_t> out(values.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    int64_t src = 0;
+    for (size_t d = 0; d < rank; ++d)
+      src += idx[d] * strides[perm[d]];
+    out[i] = values[src];
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < outShape[d])
+        break;
+      idx[d] = 0;
     }
-    cur = next;
-    curType = nextType;
   }
-  return {cur, curType};
-}
-
-/// Step 4: the rewrite as IR text, a function (x, w, init, scale, offset) ->
-/// out: quantize, the node's prologue in i8, the named op on i8 × i8 → i32,
-/// dequantize.
-std::string rewriteText(const Layer &l, const LayerQuantization &q, const QuantizedWeight &w,
-                        const BiasFold &fold) {
-  MlirValue init = mlirOperationGetOperand(l.op, 2);
-  std::string tX = printType(mlirValueGetType(l.input));
-  std::string tW = tensorType(l.weightShape, "i8");
-  std::string tOut = printType(mlirValueGetType(init));
-  std::string tAcc = tensorType(w.outShape, "i32");
-  std::string tS = tensorType(w.channelShape, "f32"), tC = tensorType(w.channelShape, "i32");
-  std::string tQ = tensorType(l.inputShape, "i8");
-  size_t inRank = l.inputShape.size(), outRank = w.outShape.size();
-  bool addInit = fold.addInit;
-  std::ostringstream t;
-  t << "func.func @quantune_layer(%x: " << tX << ", %w: " << tW << ", %init: " << tOut
-    << ", %s: " << tS << ", %corr: " << tC << ") -> " << tOut << " {\n"
-    << "  %sx = arith.constant " << hexFloat(q.actScale) << " : f32\n"
-    << "  %zp = arith.constant " << q.actZeroPoint << ".0 : f32\n"
-    << "  %zp8 = arith.constant " << q.actZeroPoint << " : i8\n"
-    << "  %lo = arith.constant -128.0 : f32\n"
-    << "  %hi = arith.constant 127.0 : f32\n"
-    << "  %eq = tensor.empty() : " << tQ << "\n"
-    << "  %q0 = linalg.generic {indexing_maps = [" << identityMap(inRank) << ", "
-    << identityMap(inRank) << "], iterator_types = " << parallel(inRank) << "} ins(%x : " << tX
-    << ") outs(%eq : " << tQ << ") {\n  ^bb0(%a: f32, %o: i8):\n"
-    << "    %d = arith.divf %a, %sx : f32\n"
-    << "    %r = math.roundeven %d : f32\n"
-    << "    %z = arith.addf %r, %zp : f32\n"
-    << "    %c0 = arith.maximumf %z, %lo : f32\n"
-    << "    %c1 = arith.minimumf %c0, %hi : f32\n"
-    << "    %i = arith.fptosi %c1 : f32 to i8\n"
-    << "    linalg.yield %i : i8\n"
-    << "  } -> " << tQ << "\n";
-  auto [cur, curType] = prologueText(l, t);
-  std::vector<int64_t> chanMap(l.outputChannelDims.begin(), l.outputChannelDims.end());
-  t << "  %z32 = arith.constant 0 : i32\n"
-    << "  %ea = tensor.empty() : " << tAcc << "\n"
-    << "  %acc0 = linalg.fill ins(%z32 : i32) outs(%ea : " << tAcc << ") -> " << tAcc << "\n"
-    << "  %acc = " << l.opName << " " << namedOpAttrs(l.op) << "ins(" << cur << ", %w : " << curType
-    << ", " << tW << ") outs(%acc0 : " << tAcc << ") -> " << tAcc << "\n"
-    << "  %eo = tensor.empty() : " << tOut << "\n"
-    << "  %out = linalg.generic {indexing_maps = [" << identityMap(outRank) << ", "
-    << affineMap(outRank, chanMap) << ", " << affineMap(outRank, chanMap)
-    << (addInit ? ", " + identityMap(outRank) : std::string()) << ", "
-    << identityMap(outRank) << "], iterator_types = " << parallel(outRank)
-    << "} ins(%acc, %s, %corr" << (addInit ? ", %init" : "") << " : " << tAcc << ", " << tS
-    << ", " << tC << (addInit ? ", " + tOut : std::string()) << ") outs(%eo : " << tOut
-    << ") {\n  ^bb0(%a: i32, %sc: f32, %cc: i32" << (addInit ? ", %b: f32" : "")
-    << ", %o: f32):\n"
-    << "    %0 = arith.subi %a, %cc : i32\n"
-    << "    %1 = arith.sitofp %0 : i32 to f32\n"
-    << "    %2 = arith.mulf %1, %sc : f32\n";
-  if (addInit)
-    t << "    %3 = arith.addf %2, %b : f32\n    linalg.yield %3 : f32\n";
-  else
-    t << "    linalg.yield %2 : f32\n";
-  t << "  } -> " << tOut << "\n"
-    << "  return %out : " << tOut << "\n}\n";
-  return t.str();
+  return out;
 }
 
 /// Step 5: parses the rewrite, binds its arguments to `args` and moves its
-/// body in front of the op, on the layer's location, tagging the generics
-/// and the integer op. Returns the value that replaces the layer's result.
-MlirValue spliceRewrite(const Layer &l, const std::string &text, MlirValue (&args)[5]) {
+/// body in front of the op, on the layer's location. The contraction (the
+/// first op with a reduction) is tagged with the layer id and the float op it
+/// replaces, the generics before it as quantize, those after as dequantize.
+/// Returns the value that replaces the layer's result.
+bool hasReduction(MlirOperation generic) {
+  MlirAttribute its = mlirOperationGetAttributeByName(generic, toRef("iterator_types"));
+  for (intptr_t i = 0, e = mlirArrayAttrGetNumElements(its); i < e; ++i)
+    if (printAttr(mlirArrayAttrGetElement(its, i)).find("reduction") != std::string::npos)
+      return true;
+  return false;
+}
+
+MlirValue spliceRewrite(const Layer &l, const std::string &text, const std::vector<MlirValue> &args) {
   MlirContext ctx = mlirOperationGetContext(l.op);
-  MlirLocation loc = mlirOperationGetLocation(l.op);
-  MlirModule tmpl = mlirModuleCreateParse(ctx, toRef(text));
-  if (mlirModuleIsNull(tmpl))
-    throw NativeError(layerName(l) + ": internal error, the rewrite did not parse:\n" + text);
-  MlirOperation fn = mlirBlockGetFirstOperation(mlirModuleGetBody(tmpl));
-  MlirBlock body = mlirRegionGetFirstBlock(mlirOperationGetRegion(fn, 0));
-  for (intptr_t i = 0; i < 5; ++i)
-    mlirValueReplaceAllUsesOfWith(mlirBlockGetArgument(body, i), args[i]);
-  MlirOperation ret = mlirBlockGetTerminator(body);
-  MlirValue replacement = mlirOperationGetOperand(ret, 0);
-  int generics = 0;
-  for (MlirOperation op = mlirBlockGetFirstOperation(body); !mlirOperationEqual(op, ret);) {
-    MlirOperation next = mlirOperationGetNextInBlock(op);
-    mlirOperationMoveBefore(op, l.op);
-    mlirOperationSetLocation(op, loc);
+  bool seenContraction = false;
+  auto tag = [&](MlirOperation op) {
     std::string_view name = opName(op);
-    if (name == "linalg.generic")
-      mlirOperationSetAttributeByName(
-          op, toRef(kRoleAttr),
-          mlirStringAttrGet(ctx, toRef(generics++ ? kRoleDequantize : kRoleQuantize)));
-    else if (name == l.opName)
+    bool contraction = !seenContraction && (name == l.opName || name == "linalg.matmul" ||
+                                            (name == "linalg.generic" && hasReduction(op)));
+    if (contraction) {
+      seenContraction = true;
       mlirOperationSetAttributeByName(op, toRef(kLayerAttr),
                                       mlirIntegerAttrGet(mlirIntegerTypeGet(ctx, 64), l.id));
-    op = next;
-  }
-  mlirModuleDestroy(tmpl);
-  return replacement;
+      mlirOperationSetAttributeByName(op, toRef(kOpAttr), mlirStringAttrGet(ctx, toRef(l.opName)));
+    } else if (name == "linalg.generic") {
+      mlirOperationSetAttributeByName(
+          op, toRef(kRoleAttr),
+          mlirStringAttrGet(ctx, toRef(seenContraction ? kRoleDequantize : kRoleQuantize)));
+    }
+  };
+  return spliceFunction(l.op, text, args, tag, layerName(l));
 }
 
 /// Rewrites one layer: check, quantize the weight, fold the bias, create the
@@ -324,6 +192,8 @@ void quantizeLayer(const Layer &l, const LayerQuantization &q) {
   checkQuantizable(l, q);
   QuantizedWeight w = quantizeWeight(l, q);
   BiasFold fold = foldBias(l, q, w);
+  std::vector<int8_t> wValues = formWeight(l, q.form, w.values);
+  std::vector<int64_t> wShape = formWeightShape(l, q.form);
 
   MlirContext ctx = mlirOperationGetContext(l.op);
   MlirLocation loc = mlirOperationGetLocation(l.op);
@@ -332,7 +202,7 @@ void quantizeLayer(const Layer &l, const LayerQuantization &q) {
   };
   MlirType i8 = mlirIntegerTypeGet(ctx, 8), i32 = mlirIntegerTypeGet(ctx, 32);
   MlirOperation wConst = createConstant(
-      mlirDenseElementsAttrInt8Get(shaped(l.weightShape, i8), w.values.size(), w.values.data()),
+      mlirDenseElementsAttrInt8Get(shaped(wShape, i8), wValues.size(), wValues.data()),
       loc, l.op);
   MlirOperation sConst = createConstant(
       mlirDenseElementsAttrFloatGet(shaped(w.channelShape, mlirF32TypeGet(ctx)),
@@ -342,10 +212,12 @@ void quantizeLayer(const Layer &l, const LayerQuantization &q) {
       mlirDenseElementsAttrInt32Get(shaped(w.channelShape, i32), fold.offset.size(),
                                     fold.offset.data()),
       loc, l.op);
-  MlirValue args[] = {l.input, mlirOperationGetResult(wConst, 0),
-                      mlirOperationGetOperand(l.op, 2), mlirOperationGetResult(sConst, 0),
-                      mlirOperationGetResult(cConst, 0)};
-  MlirValue replacement = spliceRewrite(l, rewriteText(l, q, w, fold), args);
+  std::vector<MlirValue> args = {l.input, mlirOperationGetResult(wConst, 0),
+                                 mlirOperationGetOperand(l.op, 2),
+                                 mlirOperationGetResult(sConst, 0),
+                                 mlirOperationGetResult(cConst, 0)};
+  RewriteParams params{q.form, q.actScale, q.actZeroPoint, w.channelShape, fold.addInit};
+  MlirValue replacement = spliceRewrite(l, integerRewriteText(l, params), args);
 
   mlirValueReplaceAllUsesOfWith(mlirOperationGetResult(l.op, 0), replacement);
   eraseWithDeadProducers(l.op);

@@ -10,12 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir.apply_plan import apply_plan
+from ..ir.layers import layer_table
+from ..ir.relayout import channels_last
 from ..ir.taps import TapMap, tap_bytecode
 from ..model.graph import ImportedModel
+from ..model.layer import Layer
 from ..model.plan import Plan
-from ..model.target import Target
+from ..model.target import IntegerForm, Target
 from .compile import compile_vmfb, compile_vmfb_reproducible
 from .runtime import Runner
+from .targets import layer_form
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,33 @@ class Engine:
     def __init__(self, model: ImportedModel, target: Target) -> None:
         self.model = model
         self.target = target
+        self._layers: tuple[Layer, ...] | None = None
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        if self._layers is None:
+            self._layers = layer_table(self.model)
+        return self._layers
+
+    def forms(self, plan: Plan) -> dict[int, IntegerForm]:
+        """The integer form of each int8 layer of `plan` on this target."""
+        by_id = {layer.id: layer for layer in self.layers}
+        return {lp.layer_id: layer_form(self.target, by_id[lp.layer_id]) for lp in plan.int8_layers}
 
     def lower(self, plan: Plan | None = None, taps: Sequence[int] | None = None) -> Lowered:
-        """The model with `plan` applied (FP32 when None) and, when `taps` is given, those
-        layers' inputs and outputs as extra results."""
-        bytecode = self.model.bytecode if plan is None else apply_plan(self.model, plan)
-        if taps is None:
-            return Lowered(bytecode, self.model.function)
-        tapped = tap_bytecode(bytecode, taps)
-        return Lowered(tapped.bytecode, tapped.taps.function, tapped.taps)
+        """The model with `plan` applied (FP32 when None) in this target's integer forms, with,
+        when `taps` is given, those layers' inputs and outputs as extra results, and its float
+        convs channels-last when the target wants it."""
+        bytecode = self.model.bytecode
+        if plan is not None:
+            bytecode = apply_plan(self.model, plan, self.forms(plan))
+        tap_map = None
+        if taps is not None:
+            tapped = tap_bytecode(bytecode, taps)
+            bytecode, tap_map = tapped.bytecode, tapped.taps
+        if self.target.channels_last:
+            bytecode, _ = channels_last(bytecode)
+        return Lowered(bytecode, tap_map.function if tap_map else self.model.function, tap_map)
 
     def build(self, plan: Plan | None = None) -> bytes:
         """The vmfb to ship: byte-for-byte reproducible."""

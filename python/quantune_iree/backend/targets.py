@@ -1,11 +1,16 @@
-"""Compilation targets: a table from target name to IREE compiler flags and runtime driver."""
+"""Compilation targets: a table from target name to IREE compiler flags, runtime driver and the
+integer form each kind of layer is written in there. Every choice below was measured
+(docs/results/speed.md): the fastest correct one is the `speed` preset, the default on CPUs;
+`iree` keeps IREE's own flags and the plain integer form, for comparison or as a fallback."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 
 from ..errors import QuantuneError
-from ..model.target import Target
+from ..model.layer import Layer
+from ..model.target import IntegerForm, Target
 
 _LLVM_CPU = (
     "--iree-hal-target-device=local",
@@ -24,32 +29,64 @@ TARGETS = ("host", "vulkan", "llvm-cpu")
 # What a user picks by name; llvm-cpu is picked by naming a CPU.
 NAMED_TARGETS = ("host", "vulkan")
 
-# Flag presets. `default`: IREE's defaults. `speed` (llvm-cpu): convs channels-last and through
-# im2col, integer matmuls on IREE's data-tiled mmt4d microkernels (VNNI vpdpwssd on x86 with
-# avx512vnni, smlal on cortex-a53). Fastest of the presets tried for FP32 and INT8 alike,
-# measured with tools/bench.py (docs/results/speed.md).
-# Two flags work around IREE 3.13 limits met on MobileNetV2's INT8 build: an unpack+transpose
-# dispatch of a 24-channel 1x1 conv needs 100 KB of stack and vectors over IREE's 32 KB
-# "large vector" check; it compiles and runs correctly (bit-identical to the default build)
-# with both limits raised, but then needs worker threads with more than IREE's default 128 KB
-# of stack, hence the runtime flag.
-PRESETS = ("default", "speed")
+PRESETS = ("speed", "iree")
 CHANNELS_LAST_FLAG = (
     "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
     "iree-preprocessing-convert-conv-to-channels-last))"
 )
-_SPEED_LLVM_CPU = (
-    CHANNELS_LAST_FLAG,
-    "--iree-opt-data-tiling",
-    "--iree-llvmcpu-enable-ukernels=mmt4d",
-    "--iree-global-opt-use-im2col-for-convs",
-    "--iree-llvmcpu-stack-allocation-limit=131072",
+# Some int8 dispatches (data-tiled unpack+transpose of small-channel 1x1 convs) need more than
+# IREE's 32 KB stack and "large vector" limits; they compile and run correctly with both raised,
+# but then need worker threads with more than IREE's default 128 KB of stack (runtime flag).
+_STACK = (
+    "--iree-llvmcpu-stack-allocation-limit=262144",
     "--iree-llvmcpu-fail-on-large-vector=false",
 )
+# Flags of the speed preset per instruction-set family. x86: data-tiled matmuls on IREE's
+# mmt4d microkernels (VNNI), im2col for the kxk convs. aarch64 without dot products (Cortex-A53):
+# no data tiling (IREE 3.13 has no int8 tile for baseline NEON; it only adds byte-copy
+# dispatches), im2col for float kxk convs.
+_SPEED_FLAGS = {
+    "x86_64": (
+        CHANNELS_LAST_FLAG,
+        "--iree-opt-data-tiling",
+        "--iree-llvmcpu-enable-ukernels=mmt4d",
+        "--iree-global-opt-use-im2col-for-convs",
+        *_STACK,
+    ),
+    "aarch64": ("--iree-global-opt-use-im2col-for-convs", *_STACK),
+}
 WORKER_STACK_FLAG = "--task_worker_stack_size=1048576"
 # Process-global LLVM options an in-process compiler session refuses; a target using one is
 # compiled by an iree-compile child process instead (compile.py).
 GLOBAL_ONLY_FLAGS = ("--iree-llvmcpu-fail-on-large-vector",)
+
+_NCHW_CONVS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")
+
+
+def layer_form(target: Target, layer: Layer) -> IntegerForm:
+    """How `layer`'s integer compute is written for `target` (every form gives the same numbers).
+
+    aarch64 (speed): i16 activations, so NEON multiplies i16 x i8 with `smlal` without
+    re-narrowing; convs and depthwise convs channels-last (direct NHWC loops vectorized over
+    channels; 1x1 convs as matmuls). x86 (speed): i8; 1x1 and depthwise convs channels-last, kxk
+    convs named (IREE's channels-last + im2col + VNNI microkernels handle them best). Both use the
+    reciprocal quantize. Anything else (Vulkan, the iree preset): the named op on i8, quantized
+    by division."""
+    if target.preset != "speed" or target.isa == "generic":
+        return IntegerForm()
+    nchw_conv = layer.op_name in _NCHW_CONVS
+    if target.isa == "aarch64":
+        if nchw_conv:
+            return IntegerForm("i16", "channels_last", True)
+        if layer.kind in ("matmul", "batch_matmul"):
+            return IntegerForm("i16", "named", True)
+        return IntegerForm("i8", "named", True)
+    # A 1x1 conv that keeps its spatial size has stride 1 and no padding: a matmul over pixels.
+    pointwise = layer.kind == "conv" and layer.weight_shape[2:] == (1, 1)
+    pointwise = pointwise and layer.input_shape[2:] == layer.output_shape[2:]
+    if nchw_conv and (layer.kind == "depthwise_conv" or pointwise):
+        return IntegerForm("i8", "channels_last", True)
+    return IntegerForm("i8", "named", True)
 
 
 def needs_subprocess(target: Target) -> bool:
@@ -60,6 +97,11 @@ def cpu_triple(cpu: str) -> str:
     return "aarch64-linux-gnu" if cpu.startswith(_AARCH64_PREFIXES) else "x86_64-linux-gnu"
 
 
+def host_isa() -> str:
+    machine = platform.machine().lower()
+    return "aarch64" if machine in ("aarch64", "arm64") else "x86_64"
+
+
 def get_target(
     name: str = "host",
     extra_flags: Sequence[str] = (),
@@ -67,36 +109,46 @@ def get_target(
     cpu: str | None = None,
     triple: str | None = None,
     vulkan_target: str | None = None,
-    preset: str = "default",
+    preset: str | None = None,
 ) -> Target:
     """host: llvm-cpu for this machine. llvm-cpu: a named CPU (and triple). vulkan: SPIR-V.
-    `preset` adds a measured flag set (see PRESETS)."""
-    if preset not in PRESETS:
+    `preset` (default: speed on CPUs, iree on Vulkan) picks a measured flag set and the
+    integer forms (layer_form)."""
+    if preset is not None and preset not in PRESETS:
         raise QuantuneError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
     if name == "host" and cpu:
         name = "llvm-cpu"
-    if preset == "speed" and name in ("host", "llvm-cpu"):
-        extra_flags = (*_SPEED_LLVM_CPU, *extra_flags)
-        rt_flags: tuple[str, ...] = (WORKER_STACK_FLAG,)
-    elif preset == "speed":
-        raise QuantuneError(f"preset 'speed' is for CPU targets; target {name} has none yet")
-    else:
-        rt_flags = ()
-    if name == "host":
-        flags = _LLVM_CPU + ("--iree-llvmcpu-target-cpu=host",)
-        return Target("host", "local-task", flags + tuple(extra_flags), rt_flags, preset)
-    if name == "llvm-cpu":
-        if not cpu:
-            raise QuantuneError("target llvm-cpu needs a CPU name")
-        flags = _LLVM_CPU + (
-            f"--iree-llvmcpu-target-triple={triple or cpu_triple(cpu)}",
-            f"--iree-llvmcpu-target-cpu={cpu}",
-        )
-        return Target(cpu, "local-task", flags + tuple(extra_flags), rt_flags, preset)
     if name == "vulkan":
         if cpu:
             raise QuantuneError("a CPU name and the vulkan target conflict: choose one target")
+        if preset == "speed":
+            raise QuantuneError(f"preset 'speed' is for CPU targets; target {name} has none yet")
         vt = vulkan_target or DEFAULT_VULKAN_TARGET
         flags = ("--iree-hal-target-device=vulkan", f"--iree-vulkan-target={vt}")
-        return Target(f"vulkan-{vt}", "vulkan", flags + tuple(extra_flags))
-    raise QuantuneError(f"unknown target '{name}'; known: {', '.join(TARGETS)}")
+        return Target(f"vulkan-{vt}", "vulkan", flags + tuple(extra_flags), preset="iree")
+    if name == "host":
+        isa, cpu_flags = host_isa(), ("--iree-llvmcpu-target-cpu=host",)
+    elif name == "llvm-cpu":
+        if not cpu:
+            raise QuantuneError("target llvm-cpu needs a CPU name")
+        full_triple = triple or cpu_triple(cpu)
+        isa = "aarch64" if full_triple.startswith(("aarch64", "arm64")) else "x86_64"
+        cpu_flags = (
+            f"--iree-llvmcpu-target-triple={full_triple}",
+            f"--iree-llvmcpu-target-cpu={cpu}",
+        )
+        name = cpu
+    else:
+        raise QuantuneError(f"unknown target '{name}'; known: {', '.join(TARGETS)}")
+    preset = preset or "speed"
+    speed = preset == "speed"
+    flags = _LLVM_CPU + cpu_flags + (_SPEED_FLAGS[isa] if speed else ()) + tuple(extra_flags)
+    return Target(
+        name,
+        "local-task",
+        flags,
+        (WORKER_STACK_FLAG,) if speed else (),
+        preset,
+        isa,
+        channels_last=speed,
+    )

@@ -60,3 +60,8 @@ def quantize_layers(module: Any, layers: Sequence[Any]) -> None:
 
 LayerQuantization = _native.LayerQuantization
 DiagnosticCapture = _native.DiagnosticCapture
+
+
+def channels_last(module: Any) -> int:
+    """Runs quantune-channels-last in place; returns how many float convs it rewrote."""
+    return _call("quantune-channels-last failed", _native.channels_last, module)

@@ -1,0 +1,132 @@
+// Driven by tests/ir/test_passes.py like quantune_quantize_layers.mlir (activation scale 0.5, zero
+// point 3, weight scale 0.25), in the channels-last forms with the reciprocal quantize: 1x1 convs
+// with u8 activations, other convs and depthwise convs with i16 activations.
+
+// A 3x3 conv in i16: input transposed to NHWC, quantized by the corrected reciprocal (rcp = 2,
+// magic 1.5 * 2^23, minus 1.5 * 2^23 - zp = 12582909), padded NHWC with zp, an NHWC generic
+// i16 x i8 -> i32 on the HWCF weight, dequantized NHWC and transposed back.
+// CHECK-LABEL: util.func public @conv(
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<3x3x1x2xi8>
+// CHECK-DAG: %[[OFF:.*]] = arith.constant dense<100> : tensor<2xi32>
+// CHECK: %[[XT:.*]] = linalg.transpose ins(%arg0 : tensor<1x1x4x4xf32>) outs(%{{.*}} : tensor<1x4x4x1xf32>) permutation = [0, 2, 3, 1]
+// CHECK-DAG: %[[RCP:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK-DAG: %[[MZP:.*]] = arith.constant 0x4B3FFFFD : f32
+// CHECK-DAG: %[[ZP:.*]] = arith.constant 3 : i16
+// CHECK: %[[Q:.*]] = linalg.generic {{.*}} ins(%[[XT]] : tensor<1x4x4x1xf32>) outs(%{{.*}} : tensor<1x4x4x1xi16>) attrs = {quantune.role = "quantize"}
+// CHECK: arith.mulf %{{.*}}, %[[RCP]]
+// CHECK-NEXT: arith.negf
+// CHECK-NEXT: math.fma
+// CHECK-NEXT: math.fma
+// CHECK-NEXT: arith.addf
+// CHECK-NEXT: arith.subf %{{.*}}, %[[MZP]]
+// CHECK-NOT: arith.divf
+// CHECK: arith.fptosi %{{.*}} : f32 to i16
+// CHECK: %[[P:.*]] = tensor.pad %[[Q]] low[0, 1, 1, 0] high[0, 1, 1, 0]
+// CHECK: tensor.yield %[[ZP]] : i16
+// CHECK: %[[ACC:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[W]] : tensor<1x6x6x1xi16>, tensor<3x3x1x2xi8>) outs(%{{.*}} : tensor<1x4x4x2xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
+// CHECK: arith.extsi %{{.*}} : i16 to i32
+// CHECK: %[[DQ:.*]] = linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] : tensor<1x4x4x2xi32>, tensor<2xf32>, tensor<2xi32>) {{.*}} attrs = {quantune.role = "dequantize"}
+// CHECK: %[[OUT:.*]] = linalg.transpose ins(%[[DQ]] : tensor<1x4x4x2xf32>) outs(%{{.*}} : tensor<1x2x4x4xf32>) permutation = [0, 3, 1, 2]
+// CHECK: util.return %[[OUT]]
+util.func public @conv(%arg0: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %z = arith.constant 0.0 : f32 loc("c")
+  %w = arith.constant dense<1.0> : tensor<2x1x3x3xf32> loc("c")
+  %b = arith.constant dense<1.0> : tensor<2xf32> loc("c")
+  %p = tensor.pad %arg0 low[0, 0, 1, 1] high[0, 0, 1, 1] {
+  ^bb0(%i: index, %j: index, %k: index, %l: index):
+    tensor.yield %z : f32
+  } : tensor<1x1x4x4xf32> to tensor<1x1x6x6xf32> loc("c")
+  %e = tensor.empty() : tensor<1x2x4x4xf32> loc("c")
+  %bb = linalg.broadcast ins(%b : tensor<2xf32>) outs(%e : tensor<1x2x4x4xf32>) dimensions = [0, 2, 3] loc("c")
+  %c = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : vector<2xi64>} ins(%p, %w : tensor<1x1x6x6xf32>, tensor<2x1x3x3xf32>) outs(%bb : tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc("c")
+  util.return %c : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// A 1x1 conv in u8: codes q + 128 (zero point 131, held in i8 bits as -125, clamped to
+// [0, 255], converted unsigned), a matmul over the collapsed pixels reading them with extui,
+// and the offset shifted by 128 * sum(q_w): 131 * 4 * 4 - 0 = 2096.
+// CHECK-LABEL: util.func public @pointwise(
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<4x3xi8>
+// CHECK-DAG: %[[OFF:.*]] = arith.constant dense<2096> : tensor<3xi32>
+// CHECK-DAG: arith.constant 2.550000e+02 : f32
+// CHECK: %[[Q:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<1x2x2x4xi8>) attrs = {quantune.role = "quantize"}
+// CHECK: arith.fptoui %{{.*}} : f32 to i8
+// CHECK: %[[COL:.*]] = tensor.collapse_shape %[[Q]] {{\[}}[0, 1, 2], [3]] : tensor<1x2x2x4xi8> into tensor<4x4xi8>
+// CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x4xi8>, tensor<4x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
+// CHECK: arith.extui %{{.*}} : i8 to i32
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: %[[ACC:.*]] = tensor.expand_shape %[[MM]] {{\[}}[0, 1, 2], [3]] output_shape [1, 2, 2, 3] : tensor<4x3xi32> into tensor<1x2x2x3xi32>
+// CHECK: linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] :
+// CHECK: linalg.transpose {{.*}} permutation = [0, 3, 1, 2]
+util.func public @pointwise(%arg0: tensor<1x4x2x2xf32>) -> tensor<1x3x2x2xf32> {
+  %z = arith.constant 0.0 : f32 loc("p")
+  %w = arith.constant dense<1.0> : tensor<3x4x1x1xf32> loc("p")
+  %e = tensor.empty() : tensor<1x3x2x2xf32> loc("p")
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("p")
+  %c = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<1> : vector<2xi64>} ins(%arg0, %w : tensor<1x4x2x2xf32>, tensor<3x4x1x1xf32>) outs(%f : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("p")
+  util.return %c : tensor<1x3x2x2xf32>
+}
+
+// -----
+
+// A stride-2 depthwise conv in i16: the NHWC generic reads the HWC weight, with the stride in
+// its input map.
+// CHECK-LABEL: util.func public @depthwise(
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<3x3x2xi8>
+// CHECK: %[[ACC:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%{{.*}}, %[[W]] : tensor<1x6x6x2xi16>, tensor<3x3x2xi8>) outs(%{{.*}} : tensor<1x2x2x2xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.depthwise_conv_2d_nchw_chw"}
+// CHECK: util.return
+util.func public @depthwise(%arg0: tensor<1x2x4x4xf32>) -> tensor<1x2x2x2xf32> {
+  %z = arith.constant 0.0 : f32 loc("d")
+  %w = arith.constant dense<1.0> : tensor<2x3x3xf32> loc("d")
+  %p = tensor.pad %arg0 low[0, 0, 1, 1] high[0, 0, 1, 1] {
+  ^bb0(%i: index, %j: index, %k: index, %l: index):
+    tensor.yield %z : f32
+  } : tensor<1x2x4x4xf32> to tensor<1x2x6x6xf32> loc("d")
+  %e = tensor.empty() : tensor<1x2x2x2xf32> loc("d")
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32> loc("d")
+  %c = linalg.depthwise_conv_2d_nchw_chw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} ins(%p, %w : tensor<1x2x6x6xf32>, tensor<2x3x3xf32>) outs(%f : tensor<1x2x2x2xf32>) -> tensor<1x2x2x2xf32> loc("d")
+  util.return %c : tensor<1x2x2x2xf32>
+}
+
+// -----
+
+// u8 needs a channels-last form: a Gemm asked for u8 is refused with one line.
+// CHECK-LABEL: // error: quantune-quantize-layers failed: layer 0 ('g'): u8 activations need the channels-last or im2col form
+func.func @gemm_u8(%arg0: tensor<2x3xf32>) -> tensor<2x4xf32> {
+  %w = arith.constant dense<0.5> : tensor<3x4xf32> loc("g")
+  %z = arith.constant 0.0 : f32 loc("g")
+  %e = tensor.empty() : tensor<2x4xf32> loc("g")
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<2x4xf32>) -> tensor<2x4xf32> loc("g")
+  %m = linalg.matmul ins(%arg0, %w : tensor<2x3xf32>, tensor<3x4xf32>) outs(%f : tensor<2x4xf32>) -> tensor<2x4xf32> loc("g")
+  return %m : tensor<2x4xf32>
+}
+
+// -----
+
+// A stride-2 3x3 conv through im2col in u8 (node "i"): the padded NHWC codes gathered into
+// [1, Ho, Wo, KH, KW, C] patches, collapsed to [Ho*Wo, KH*KW*C], times the collapsed HWCF
+// weight [KH*KW*C, F] with extui/extsi; offset 131 * 18 * 4 = 9432.
+// CHECK-LABEL: util.func public @im2col(
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<18x3xi8>
+// CHECK-DAG: %[[OFF:.*]] = arith.constant dense<9432> : tensor<3xi32>
+// CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 1, 1, 0] high[0, 1, 1, 0]
+// CHECK: %[[PATCH:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<1x6x6x2xi8>) outs(%{{.*}} : tensor<1x2x2x3x3x2xi8>)
+// CHECK: %[[COL:.*]] = tensor.collapse_shape %[[PATCH]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<1x2x2x3x3x2xi8> into tensor<4x18xi8>
+// CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x18xi8>, tensor<18x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
+// CHECK: arith.extui
+// CHECK: tensor.expand_shape %[[MM]] {{\[}}[0, 1, 2], [3]] output_shape [1, 2, 2, 3]
+// CHECK: util.return
+util.func public @im2col(%arg0: tensor<1x2x4x4xf32>) -> tensor<1x3x2x2xf32> {
+  %z = arith.constant 0.0 : f32 loc("i")
+  %w = arith.constant dense<1.0> : tensor<3x2x3x3xf32> loc("i")
+  %p = tensor.pad %arg0 low[0, 0, 1, 1] high[0, 0, 1, 1] {
+  ^bb0(%i: index, %j: index, %k: index, %l: index):
+    tensor.yield %z : f32
+  } : tensor<1x2x4x4xf32> to tensor<1x2x6x6xf32> loc("i")
+  %e = tensor.empty() : tensor<1x3x2x2xf32> loc("i")
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("i")
+  %c = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} ins(%p, %w : tensor<1x2x6x6xf32>, tensor<3x2x3x3xf32>) outs(%f : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("i")
+  util.return %c : tensor<1x3x2x2xf32>
+}
