@@ -18,11 +18,11 @@ def test_channels_last_rewrites_the_float_convs_and_keeps_the_outputs(conv_stack
     assert count == 3  # conv 3x3, depthwise, 1x1; the grouped conv keeps its named op
     module = ir_session.parse_module(ir_session.new_session(), bytecode)
     ops = [lay.op_name for lay in native.layer_table(module)]
-    # The 3x3 conv is named NHWC, the 1x1 a matmul; the depthwise generic is no longer listed.
+    # The 3x3 and 1x1 convs are named NHWC; the depthwise generic is no longer listed.
     assert ops == [
         "linalg.conv_2d_nhwc_hwcf",
         "linalg.conv_2d_ngchw_gfchw",
-        "linalg.matmul",
+        "linalg.conv_2d_nhwc_hwcf",
         "linalg.matmul",
         "linalg.matmul",
     ]

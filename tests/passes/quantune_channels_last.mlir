@@ -27,9 +27,9 @@ util.func public @conv(%arg0: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
 
 // -----
 
-// A 1x1 conv becomes a matmul over the collapsed pixels; a depthwise conv an NHWC generic.
+// A 1x1 conv becomes the named NHWC conv; a depthwise conv an NHWC generic.
 // CHECK-LABEL: util.func public @pointwise_then_depthwise(
-// CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<4x4xf32>, tensor<4x3xf32>) outs(%{{.*}} : tensor<4x3xf32>)
+// CHECK: linalg.conv_2d_nhwc_hwcf {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x2x2x4xf32>, tensor<1x1x4x3xf32>) outs(%{{.*}} : tensor<1x2x2x3xf32>)
 // CHECK: linalg.generic {{.*}}["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]{{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x4x4x3xf32>, tensor<3x3x3xf32>) outs(%{{.*}} : tensor<1x2x2x3xf32>)
 // CHECK-NOT: linalg.depthwise_conv_2d_nchw_chw
 // CHECK: util.return

@@ -2,17 +2,18 @@
 // point 3, weight scale 0.25), in the channels-last forms with the reciprocal quantize: 1x1 convs
 // with u8 activations, other convs and depthwise convs with i16 activations.
 
-// A 3x3 conv in i16: input transposed to NHWC, quantized by the corrected reciprocal (rcp = 2,
-// magic 1.5 * 2^23, minus 1.5 * 2^23 - zp = 12582909), padded NHWC with zp, an NHWC generic
-// i16 x i8 -> i32 on the HWCF weight, dequantized NHWC and transposed back.
+// A 3x3 conv in i16: the quantize reads NCHW and writes NHWC (the transpose folded into its
+// maps), by the corrected reciprocal (rcp = 2, magic 1.5 * 2^23, minus 1.5 * 2^23 - zp =
+// 12582909), padded NHWC with zp, an NHWC generic i16 x i8 -> i32 on the HWCF weight, and the
+// dequantize reads NHWC and writes NCHW.
 // CHECK-LABEL: util.func public @conv(
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<3x3x1x2xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<100> : tensor<2xi32>
-// CHECK: %[[XT:.*]] = linalg.transpose ins(%arg0 : tensor<1x1x4x4xf32>) outs(%{{.*}} : tensor<1x4x4x1xf32>) permutation = [0, 2, 3, 1]
 // CHECK-DAG: %[[RCP:.*]] = arith.constant 2.000000e+00 : f32
 // CHECK-DAG: %[[MZP:.*]] = arith.constant 0x4B3FFFFD : f32
 // CHECK-DAG: %[[ZP:.*]] = arith.constant 3 : i16
-// CHECK: %[[Q:.*]] = linalg.generic {{.*}} ins(%[[XT]] : tensor<1x4x4x1xf32>) outs(%{{.*}} : tensor<1x4x4x1xi16>) attrs = {quantune.role = "quantize"}
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[Q:.*]] = linalg.generic {indexing_maps = [#[[NCHW:.*]], #{{.*}}], {{.*}} ins(%arg0 : tensor<1x1x4x4xf32>) outs(%{{.*}} : tensor<1x4x4x1xi16>) attrs = {quantune.role = "quantize"}
 // CHECK: arith.mulf %{{.*}}, %[[RCP]]
 // CHECK-NEXT: arith.negf
 // CHECK-NEXT: math.fma
@@ -25,8 +26,8 @@
 // CHECK: tensor.yield %[[ZP]] : i16
 // CHECK: %[[ACC:.*]] = linalg.generic {{.*}} ins(%[[P]], %[[W]] : tensor<1x6x6x1xi16>, tensor<3x3x1x2xi8>) outs(%{{.*}} : tensor<1x4x4x2xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
 // CHECK: arith.extsi %{{.*}} : i16 to i32
-// CHECK: %[[DQ:.*]] = linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] : tensor<1x4x4x2xi32>, tensor<2xf32>, tensor<2xi32>) {{.*}} attrs = {quantune.role = "dequantize"}
-// CHECK: %[[OUT:.*]] = linalg.transpose ins(%[[DQ]] : tensor<1x4x4x2xf32>) outs(%{{.*}} : tensor<1x2x4x4xf32>) permutation = [0, 3, 1, 2]
+// CHECK: %[[OUT:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}, #[[NCHW]]], {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] : tensor<1x4x4x2xi32>, tensor<2xf32>, tensor<2xi32>) outs(%{{.*}} : tensor<1x2x4x4xf32>) attrs = {quantune.role = "dequantize"}
+// CHECK-NOT: linalg.transpose
 // CHECK: util.return %[[OUT]]
 util.func public @conv(%arg0: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
   %z = arith.constant 0.0 : f32 loc("c")
@@ -45,21 +46,21 @@ util.func public @conv(%arg0: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
 // -----
 
 // A 1x1 conv in u8: codes q + 128 (zero point 131, held in i8 bits as -125, clamped to
-// [0, 255], converted unsigned), a matmul over the collapsed pixels reading them with extui,
+// [0, 255], converted through i32 and truncated), a matmul over the collapsed pixels reading them with extui,
 // and the offset shifted by 128 * sum(q_w): 131 * 4 * 4 - 0 = 2096.
 // CHECK-LABEL: util.func public @pointwise(
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<4x3xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<2096> : tensor<3xi32>
 // CHECK-DAG: arith.constant 2.550000e+02 : f32
 // CHECK: %[[Q:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<1x2x2x4xi8>) attrs = {quantune.role = "quantize"}
-// CHECK: arith.fptoui %{{.*}} : f32 to i8
+// CHECK: arith.fptosi %{{.*}} : f32 to i32
+// CHECK-NEXT: arith.trunci %{{.*}} : i32 to i8
 // CHECK: %[[COL:.*]] = tensor.collapse_shape %[[Q]] {{\[}}[0, 1, 2], [3]] : tensor<1x2x2x4xi8> into tensor<4x4xi8>
 // CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x4xi8>, tensor<4x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
 // CHECK: arith.extui %{{.*}} : i8 to i32
 // CHECK: arith.extsi %{{.*}} : i8 to i32
 // CHECK: %[[ACC:.*]] = tensor.expand_shape %[[MM]] {{\[}}[0, 1, 2], [3]] output_shape [1, 2, 2, 3] : tensor<4x3xi32> into tensor<1x2x2x3xi32>
-// CHECK: linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] :
-// CHECK: linalg.transpose {{.*}} permutation = [0, 3, 1, 2]
+// CHECK: linalg.generic {{.*}} ins(%[[ACC]], %{{.*}}, %[[OFF]] : {{.*}} outs(%{{.*}} : tensor<1x3x2x2xf32>)
 util.func public @pointwise(%arg0: tensor<1x4x2x2xf32>) -> tensor<1x3x2x2xf32> {
   %z = arith.constant 0.0 : f32 loc("p")
   %w = arith.constant dense<1.0> : tensor<3x4x1x1xf32> loc("p")
@@ -112,7 +113,7 @@ func.func @gemm_u8(%arg0: tensor<2x3xf32>) -> tensor<2x4xf32> {
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<18x3xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<9432> : tensor<3xi32>
 // CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 1, 1, 0] high[0, 1, 1, 0]
-// CHECK: %[[PATCH:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<1x6x6x2xi8>) outs(%{{.*}} : tensor<1x2x2x3x3x2xi8>)
+// CHECK: %[[PATCH:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<1x6x6x2xi8>) outs(%{{.*}} : tensor<1x2x2x3x3x2xi8>) attrs = {quantune.role = "gather"}
 // CHECK: %[[COL:.*]] = tensor.collapse_shape %[[PATCH]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<1x2x2x3x3x2xi8> into tensor<4x18xi8>
 // CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x18xi8>, tensor<18x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
 // CHECK: arith.extui

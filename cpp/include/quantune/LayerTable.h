@@ -72,6 +72,7 @@ constexpr const char *kOpAttr = "quantune.op";           // the float op it repl
 constexpr const char *kRoleAttr = "quantune.role";       // on its generics
 constexpr const char *kRoleQuantize = "quantize";
 constexpr const char *kRoleDequantize = "dequantize";
+constexpr const char *kRoleGather = "gather"; // im2col patches, between quantize and the op
 
 } // namespace quantune
 

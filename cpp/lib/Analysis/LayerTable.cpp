@@ -97,7 +97,7 @@ MlirValue activationInput(MlirValue v, const std::string &node,
     if (mlirOperationIsNull(def))
       return v;
     bool quantize = hasRole(def, kRoleQuantize);
-    if (!quantize && !isShapeOnly(opName(def)))
+    if (!quantize && !isShapeOnly(opName(def)) && !hasRole(def, kRoleGather))
       return v;
     prologue.insert(prologue.begin(), def);
     v = mlirOperationGetOperand(def, 0);

@@ -8,10 +8,11 @@
 // as scalar loops in NCHW (its im2col pass turns the named NHWC depthwise op
 // into scalar copies, so they become a linalg.generic here), and it leaves
 // the filter as a transpose that folds into the 1x1 convs' matmuls as a
-// transposed operand, with in-loop shuffles. Pointwise convs become a matmul
-// over the collapsed pixels, others the named NHWC conv (IREE's im2col takes
-// it). Runs last (after quantize-layers and taps): the layer table does not
-// list what it rewrote.
+// transposed operand, with in-loop shuffles. Convs become the named NHWC conv
+// (1x1 ones too: on x86 that beats a matmul over pixels, which with
+// inner-tiled data tiling does not even compile; on Cortex-A53 IREE's im2col
+// makes it the same matmul). Runs last (after quantize-layers and taps): the
+// layer table does not list the depthwise generics it made.
 //
 //===----------------------------------------------------------------------===//
 
@@ -50,16 +51,6 @@ void contractionText(const Layer &l, const ConvGeometry &g, const std::string &i
       << "    %s = arith.addf %c, %m : f32\n"
       << "    linalg.yield %s : f32\n"
       << "  } -> " << tO << "\n";
-  } else if (g.pointwise) {
-    int64_t m = inShape[1] * inShape[2];
-    std::string tCol = tensorType({m, inShape[3]}, "f32"), tMat = tensorType({m, o[3]}, "f32");
-    t << "  %col = tensor.collapse_shape " << in << " [[0, 1, 2], [3]] : " << tIn << " into "
-      << tCol << "\n"
-      << "  %ic = tensor.collapse_shape %it [[0, 1, 2], [3]] : " << tO << " into " << tMat << "\n"
-      << "  %mm = linalg.matmul ins(%col, %w : " << tCol << ", " << tW << ") outs(%ic : " << tMat
-      << ") -> " << tMat << "\n"
-      << "  %r = tensor.expand_shape %mm [[0, 1, 2], [3]] output_shape [" << joinDims(o, ", ")
-      << "] : " << tMat << " into " << tO << "\n";
   } else {
     t << "  %r = linalg.conv_2d_nhwc_hwcf {dilations = dense<[" << g.dilations[0] << ", "
       << g.dilations[1] << "]> : vector<2xi64>, strides = dense<[" << g.strides[0] << ", "
@@ -114,7 +105,7 @@ bool isRewritable(const Layer &l) {
 }
 
 /// The weight in the layout the channels-last op reads: CHW -> HWC,
-/// FCHW -> HWCF (and [C, F] for a pointwise conv).
+/// FCHW -> HWCF.
 std::vector<float> channelsLastWeight(const Layer &l, const ConvGeometry &g,
                                       std::vector<int64_t> &shape) {
   std::vector<float> w = operandWeight(l);
@@ -138,8 +129,6 @@ std::vector<float> channelsLastWeight(const Layer &l, const ConvGeometry &g,
       idx[d] = 0;
     }
   }
-  if (g.pointwise)
-    shape = {shape[2], shape[3]};
   return out;
 }
 

@@ -81,11 +81,14 @@ bool isIm2col(const Layer &l, const IntegerForm &form, const ConvGeometry &g) {
 
 const char *storedType(Storage s) { return s == Storage::I16 ? "i16" : "i8"; }
 
-/// The quantize generic from `in` (f32, `shape`) to `%q0` in the stored type.
-void quantizeText(std::ostringstream &t, const std::string &in, const std::vector<int64_t> &shape,
+/// The quantize generic from `in` (f32, `inShape`) to `%q0` (`shape`, the stored type), reading
+/// `in` through `inMap` (channels-last forms read NCHW and write NHWC: the transpose is free
+/// there, and IREE keeps it out of the contraction).
+void quantizeText(std::ostringstream &t, const std::string &in, const std::vector<int64_t> &inShape,
+                  const std::vector<int64_t> &shape, const std::string &inMap,
                   const RewriteParams &p) {
   size_t rank = shape.size();
-  std::string tIn = tensorType(shape, "f32"), tQ = tensorType(shape, storedType(p.form.storage));
+  std::string tIn = tensorType(inShape, "f32"), tQ = tensorType(shape, storedType(p.form.storage));
   bool u8 = p.form.storage == Storage::U8;
   int32_t zp = p.zeroPoint + (u8 ? 128 : 0);
   t << "  %sx = arith.constant " << hexFloat(p.actScale) << " : f32\n"
@@ -100,7 +103,7 @@ void quantizeText(std::ostringstream &t, const std::string &in, const std::vecto
       << "  %magic = arith.constant 12582912.0 : f32\n"
       << "  %mzp = arith.constant " << (12582912 - zp) << ".0 : f32\n";
   t << "  %eq = tensor.empty() : " << tQ << "\n"
-    << "  %q0 = linalg.generic {indexing_maps = [" << identityMap(rank) << ", "
+    << "  %q0 = linalg.generic {indexing_maps = [" << inMap << ", "
     << identityMap(rank) << "], iterator_types = " << parallel(rank) << "} ins(" << in << " : "
     << tIn << ") outs(%eq : " << tQ << ") {\n  ^bb0(%a: f32, %o: " << storedType(p.form.storage)
     << "):\n";
@@ -117,8 +120,11 @@ void quantizeText(std::ostringstream &t, const std::string &in, const std::vecto
       << "    %z = arith.addf %r, %zp : f32\n";
   t << "    %c0 = arith.maximumf %z, %lo : f32\n"
     << "    %c1 = arith.minimumf %c0, %hi : f32\n"
-    << "    %i = arith." << (u8 ? "fptoui" : "fptosi") << " %c1 : f32 to "
-    << storedType(p.form.storage) << "\n"
+    // u8 codes (0..255) go through i32 and truncate: IREE 3.13 on x86 lowers a vector
+    // fptoui to i8 with signed saturation in some fused dispatches (codes above 127 become 127).
+    << (u8 ? "    %i32 = arith.fptosi %c1 : f32 to i32\n    %i = arith.trunci %i32 : i32 to i8\n"
+           : std::string("    %i = arith.fptosi %c1 : f32 to ") + storedType(p.form.storage) +
+                 "\n")
     << "    linalg.yield %i : " << storedType(p.form.storage) << "\n"
     << "  } -> " << tQ << "\n";
 }
@@ -302,11 +308,7 @@ std::string integerRewriteText(const Layer &l, const RewriteParams &p) {
   if (cl) {
     ConvGeometry g = convGeometry(l);
     std::vector<int64_t> xShape = permute(l.inputShape, kToNhwc);
-    std::string tXt = tensorType(xShape, "f32");
-    t << "  %xe = tensor.empty() : " << tXt << "\n"
-      << "  %xt = linalg.transpose ins(%x : " << tX << ") outs(%xe : " << tXt
-      << ") permutation = [0, 2, 3, 1]\n";
-    quantizeText(t, "%xt", xShape, p);
+    quantizeText(t, "%x", l.inputShape, xShape, affineMap(4, kToNchw), p);
     std::vector<int64_t> low = permute(g.low, kToNhwc), high = permute(g.high, kToNhwc);
     std::vector<int64_t> padded = xShape;
     for (size_t i = 0; i < 4; ++i)
@@ -318,7 +320,7 @@ std::string integerRewriteText(const Layer &l, const RewriteParams &p) {
     chanMap = {3};
     channelsLastContraction(l, g, p, padded != xShape ? "%qp" : "%q0", padded, accShape, t);
   } else {
-    quantizeText(t, "%x", l.inputShape, p);
+    quantizeText(t, "%x", l.inputShape, l.inputShape, identityMap(l.inputShape.size()), p);
     auto [cur, curType] = namedPrologue(l, elem, t);
     std::string tAcc = tensorType(outShape, "i32");
     t << "  %z32 = arith.constant 0 : i32\n"
@@ -328,45 +330,29 @@ std::string integerRewriteText(const Layer &l, const RewriteParams &p) {
       << curType << ", " << tW << ") outs(%acc0 : " << tAcc << ") -> " << tAcc << "\n";
   }
 
-  // Dequantize in the accumulator's layout; channels-last transposes back.
+  // Dequantize from the accumulator's layout into the layer's (channels-last forms write NCHW
+  // through the output map).
   size_t rank = accShape.size();
-  bool initInDequant = p.addInit && !cl;
-  std::string tAcc = tensorType(accShape, "i32"), tDq = tensorType(accShape, "f32");
-  std::string dq = cl ? "%dq" : "%out";
-  t << "  %eo = tensor.empty() : " << tDq << "\n"
-    << "  " << dq << " = linalg.generic {indexing_maps = [" << identityMap(rank) << ", "
+  std::string outMap = cl ? affineMap(rank, kToNchw) : identityMap(rank);
+  std::string tAcc = tensorType(accShape, "i32");
+  t << "  %eo = tensor.empty() : " << tOut << "\n"
+    << "  %out = linalg.generic {indexing_maps = [" << identityMap(rank) << ", "
     << affineMap(rank, chanMap) << ", " << affineMap(rank, chanMap)
-    << (initInDequant ? ", " + identityMap(rank) : std::string()) << ", " << identityMap(rank)
+    << (p.addInit ? ", " + outMap : std::string()) << ", " << outMap
     << "], iterator_types = " << parallel(rank) << "} ins(" << acc << ", %s, %corr"
-    << (initInDequant ? ", %init" : "") << " : " << tAcc << ", " << tS << ", " << tC
-    << (initInDequant ? ", " + tOut : std::string()) << ") outs(%eo : " << tDq
-    << ") {\n  ^bb0(%a: i32, %sc: f32, %cc: i32" << (initInDequant ? ", %b: f32" : "")
+    << (p.addInit ? ", %init" : "") << " : " << tAcc << ", " << tS << ", " << tC
+    << (p.addInit ? ", " + tOut : std::string()) << ") outs(%eo : " << tOut
+    << ") {\n  ^bb0(%a: i32, %sc: f32, %cc: i32" << (p.addInit ? ", %b: f32" : "")
     << ", %o: f32):\n"
     << "    %0 = arith.subi %a, %cc : i32\n"
     << "    %1 = arith.sitofp %0 : i32 to f32\n"
     << "    %2 = arith.mulf %1, %sc : f32\n";
-  if (initInDequant)
+  if (p.addInit)
     t << "    %3 = arith.addf %2, %b : f32\n    linalg.yield %3 : f32\n";
   else
     t << "    linalg.yield %2 : f32\n";
-  t << "  } -> " << tDq << "\n";
-  std::string result = dq;
-  if (cl) {
-    t << "  %te = tensor.empty() : " << tOut << "\n"
-      << "  %out = linalg.transpose ins(%dq : " << tDq << ") outs(%te : " << tOut
-      << ") permutation = [0, 3, 1, 2]\n";
-    result = "%out";
-    if (p.addInit) {
-      size_t r = outShape.size();
-      t << "  %ei = tensor.empty() : " << tOut << "\n"
-        << "  %outi = linalg.generic {indexing_maps = [" << identityMap(r) << ", "
-        << identityMap(r) << ", " << identityMap(r) << "], iterator_types = " << parallel(r)
-        << "} ins(%out, %init : " << tOut << ", " << tOut << ") outs(%ei : " << tOut
-        << ") {\n  ^bb0(%u: f32, %v: f32, %o2: f32):\n    %s2 = arith.addf %u, %v : f32\n"
-        << "    linalg.yield %s2 : f32\n  } -> " << tOut << "\n";
-      result = "%outi";
-    }
-  }
+  t << "  } -> " << tOut << "\n";
+  std::string result = "%out";
   t << "  return " << result << " : " << tOut << "\n}\n";
   return t.str();
 }

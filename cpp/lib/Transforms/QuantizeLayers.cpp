@@ -166,7 +166,7 @@ bool hasReduction(MlirOperation generic) {
 
 MlirValue spliceRewrite(const Layer &l, const std::string &text, const std::vector<MlirValue> &args) {
   MlirContext ctx = mlirOperationGetContext(l.op);
-  bool seenContraction = false;
+  bool seenContraction = false, seenQuantize = false;
   auto tag = [&](MlirOperation op) {
     std::string_view name = opName(op);
     bool contraction = !seenContraction && (name == l.opName || name == "linalg.matmul" ||
@@ -177,9 +177,9 @@ MlirValue spliceRewrite(const Layer &l, const std::string &text, const std::vect
                                       mlirIntegerAttrGet(mlirIntegerTypeGet(ctx, 64), l.id));
       mlirOperationSetAttributeByName(op, toRef(kOpAttr), mlirStringAttrGet(ctx, toRef(l.opName)));
     } else if (name == "linalg.generic") {
-      mlirOperationSetAttributeByName(
-          op, toRef(kRoleAttr),
-          mlirStringAttrGet(ctx, toRef(seenContraction ? kRoleDequantize : kRoleQuantize)));
+      const char *role = seenContraction ? kRoleDequantize : seenQuantize ? kRoleGather : kRoleQuantize;
+      seenQuantize = true;
+      mlirOperationSetAttributeByName(op, toRef(kRoleAttr), mlirStringAttrGet(ctx, toRef(role)));
     }
   };
   return spliceFunction(l.op, text, args, tag, layerName(l));

@@ -6,6 +6,7 @@ integer form each kind of layer is written in there. Every choice below was meas
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Sequence
 
 from ..errors import QuantuneError
@@ -41,11 +42,20 @@ _STACK = (
     "--iree-llvmcpu-stack-allocation-limit=262144",
     "--iree-llvmcpu-fail-on-large-vector=false",
 )
-# Flags of the speed preset per instruction-set family. x86: data-tiled matmuls on IREE's
-# mmt4d microkernels (VNNI), im2col for the kxk convs. aarch64 without dot products (Cortex-A53):
-# no data tiling (IREE 3.13 has no int8 tile for baseline NEON; it only adds byte-copy
-# dispatches), im2col for float kxk convs.
+# Flags of the speed preset per instruction-set family (docs/results/speed.md):
+# - x86_64 with VNNI: data tiling set before fusion (global-opt: the per-dispatch variant cannot
+#   compile a u8 contraction with its fused dequantize), IREE's inner-tiled VNNI kernels for u8 x
+#   s8 (vpdpbusd) and its mmt4d microkernels for the rest.
+# - x86_64 without VNNI: data-tiled mmt4d microkernels, channels-last and im2col for the kxk convs.
+# - aarch64 without dot products (Cortex-A53): no data tiling (IREE 3.13 has no int8 tile for
+#   baseline NEON; it only adds byte-copy dispatches), im2col for float kxk convs.
 _SPEED_FLAGS = {
+    "x86_64_vnni": (
+        "--iree-global-opt-data-tiling",
+        "--iree-llvmcpu-enable-inner-tiled",
+        "--iree-llvmcpu-enable-ukernels=mmt4d",
+        *_STACK,
+    ),
     "x86_64": (
         CHANNELS_LAST_FLAG,
         "--iree-opt-data-tiling",
@@ -55,6 +65,12 @@ _SPEED_FLAGS = {
     ),
     "aarch64": ("--iree-global-opt-use-im2col-for-convs", *_STACK),
 }
+# x86 CPUs (LLVM names) with AVX-512 VNNI or AVX-VNNI.
+_VNNI_CPUS = (
+    "cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake",
+    "alderlake", "raptorlake", "meteorlake", "arrowlake", "lunarlake", "sapphirerapids",
+    "emeraldrapids", "graniterapids", "sierraforest", "grandridge", "znver4", "znver5",
+)  # fmt: skip
 WORKER_STACK_FLAG = "--task_worker_stack_size=1048576"
 # Process-global LLVM options an in-process compiler session refuses; a target using one is
 # compiled by an iree-compile child process instead (compile.py).
@@ -68,10 +84,13 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
 
     aarch64 (speed): i16 activations, so NEON multiplies i16 x i8 with `smlal` without
     re-narrowing; convs and depthwise convs channels-last (direct NHWC loops vectorized over
-    channels; 1x1 convs as matmuls). x86 (speed): i8; 1x1 and depthwise convs channels-last, kxk
-    convs named (IREE's channels-last + im2col + VNNI microkernels handle them best). Both use the
-    reciprocal quantize. Anything else (Vulkan, the iree preset): the named op on i8, quantized
-    by division."""
+    channels; 1x1 convs as matmuls). x86 with VNNI (speed): u8 activations for every conv but the
+    depthwise ones (IREE's u8 x s8 `vpdpbusd` kernels): 1x1 convs as matmuls over pixels, other
+    convs through im2col; depthwise convs channels-last in i8. x86 without VNNI: i8; 1x1 and
+    depthwise convs channels-last, kxk convs named (IREE's channels-last + im2col + microkernels).
+    All use the reciprocal quantize. Anything else (Vulkan, the iree preset), and the matmuls
+    (u8 x s8 matrix-vector products do not compile in IREE 3.13): the named op on i8, quantized
+    by division under the iree preset."""
     if target.preset != "speed" or target.isa == "generic":
         return IntegerForm()
     nchw_conv = layer.op_name in _NCHW_CONVS
@@ -81,12 +100,15 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
         if layer.kind in ("matmul", "batch_matmul"):
             return IntegerForm("i16", "named", True)
         return IntegerForm("i8", "named", True)
-    # A 1x1 conv that keeps its spatial size has stride 1 and no padding: a matmul over pixels.
-    pointwise = layer.kind == "conv" and layer.weight_shape[2:] == (1, 1)
-    pointwise = pointwise and layer.input_shape[2:] == layer.output_shape[2:]
-    if nchw_conv and (layer.kind == "depthwise_conv" or pointwise):
+    if not nchw_conv:
+        return IntegerForm("i8", "named", True)
+    if layer.kind == "depthwise_conv":
         return IntegerForm("i8", "channels_last", True)
-    return IntegerForm("i8", "named", True)
+    # A 1x1 conv that keeps its spatial size has stride 1 and no padding: a matmul over pixels.
+    pointwise = layer.weight_shape[2:] == (1, 1) and layer.input_shape[2:] == layer.output_shape[2:]
+    if target.isa == "x86_64_vnni":
+        return IntegerForm("u8", "channels_last" if pointwise else "im2col", True)
+    return IntegerForm("i8", "channels_last" if pointwise else "named", True)
 
 
 def needs_subprocess(target: Target) -> bool:
@@ -99,7 +121,20 @@ def cpu_triple(cpu: str) -> str:
 
 def host_isa() -> str:
     machine = platform.machine().lower()
-    return "aarch64" if machine in ("aarch64", "arm64") else "x86_64"
+    if machine in ("aarch64", "arm64"):
+        return "aarch64"
+    try:
+        with open("/proc/cpuinfo") as f:
+            vnni = any(re.search(r"\b(avx512_vnni|avx_vnni)\b", line) for line in f)
+    except OSError:
+        vnni = False
+    return "x86_64_vnni" if vnni else "x86_64"
+
+
+def cpu_isa(cpu: str, triple: str) -> str:
+    if triple.startswith(("aarch64", "arm64")):
+        return "aarch64"
+    return "x86_64_vnni" if cpu in _VNNI_CPUS else "x86_64"
 
 
 def get_target(
@@ -132,7 +167,7 @@ def get_target(
         if not cpu:
             raise QuantuneError("target llvm-cpu needs a CPU name")
         full_triple = triple or cpu_triple(cpu)
-        isa = "aarch64" if full_triple.startswith(("aarch64", "arm64")) else "x86_64"
+        isa = cpu_isa(cpu, full_triple)
         cpu_flags = (
             f"--iree-llvmcpu-target-triple={full_triple}",
             f"--iree-llvmcpu-target-cpu={cpu}",

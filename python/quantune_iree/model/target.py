@@ -8,7 +8,7 @@ from dataclasses import dataclass
 STORAGES = ("i8", "u8", "i16")
 CONTRACTIONS = ("named", "channels_last", "im2col")
 # Instruction-set families whose integer forms differ (backend.targets.layer_form).
-ISAS = ("generic", "x86_64", "aarch64")
+ISAS = ("generic", "x86_64", "x86_64_vnni", "aarch64")
 
 
 @dataclass(frozen=True)
