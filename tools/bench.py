@@ -1,18 +1,27 @@
-"""Side-by-side latency of FP32, full INT8 and a mixed plan (IREE, host CPU) against ONNX Runtime
-FP32 and ORT static INT8 (QDQ, per-channel), interleaved in one run; prints medians and ratios.
+"""Speed of quantune-iree builds against FP32 and onnxruntime, measured side by side in one run.
 
-Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json] [--preprocess imagenet]
-                             [--reps 20] [--threads 2] [--calib-limit 32] [--no-ort]
-Each build is measured at IREE's default flags, channels-last, and quantune's `speed` preset
-(targets.py: channels-last + im2col + data tiling + microkernels). A preset that does not
-compile is reported and skipped.
+Host: IREE builds (FP32 under several flag sets, to find IREE's best FP32 build; full INT8 and
+any mixed plans with the default flags, and INT8 under the `iree` preset) interleaved with
+onnxruntime FP32 and its static INT8 (QDQ, per-channel s8 weights) with u8 and with s8
+activations. Prints medians and ratios to the best IREE FP32 build and to onnxruntime's u8 INT8.
+
+Cortex-A53 (with --a53est PATH/a53est.sh, e.g. ../shared/a53est/a53est.sh): the same builds for
+cortex-a53 run once each under qemu with an A53 timing model. These are estimates of compute
+cycles (no caches, no memory), for ratios between builds, not latencies.
+
+Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json ...] [--a53est SH]
+           [--preprocess imagenet] [--reps 20] [--threads 2] [--calib-limit 32] [--no-ort]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 from devset import ort_quantize_static
@@ -21,91 +30,166 @@ from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.targets import CHANNELS_LAST_FLAG, get_target
 from quantune_iree.io.dataset import PRESETS, iter_samples
 from quantune_iree.ir.importer import import_onnx
-from quantune_iree.ir.layers import layer_table
-from quantune_iree.model.plan import QuantConfig, check_plan_matches, plan_from_json
+from quantune_iree.model.graph import ImportedModel
+from quantune_iree.model.plan import Plan, QuantConfig, check_plan_matches, plan_from_json
+from quantune_iree.model.target import Target
 from quantune_iree.stages.fp32_pass import run_fp32_pass
 from quantune_iree.stages.speed_probe import time_calls
 
-PRESET_TARGETS = {
-    "default": get_target("host"),
-    "nhwc": get_target("host", [CHANNELS_LAST_FLAG]),
-    "speed": get_target("host", preset="speed"),
-}
+_DT = ("--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=mmt4d")
 
 
-def _ort_sessions(path: str, calib: list[np.ndarray], input_name: str, threads: int):  # noqa: ANN202
+def host_targets() -> dict[str, Target]:
+    """Flag sets for the FP32 builds: IREE's defaults, IREE's channels-last (with and without
+    data tiling), and quantune's default (the speed preset)."""
+    return {
+        "iree": get_target("host", preset="iree"),
+        "iree-nhwc": get_target("host", [CHANNELS_LAST_FLAG], preset="iree"),
+        "iree-nhwc-dt": get_target("host", [CHANNELS_LAST_FLAG, *_DT], preset="iree"),
+        "default": get_target("host"),
+    }
+
+
+def a53_targets() -> dict[str, Target]:
+    """cortex-a53: the default (speed) flags, and the same without the channels-last pass (the
+    speed preset before issue 12: IREE's im2col on NCHW)."""
+    speed = get_target(cpu="cortex-a53")
+    return {"default": speed, "nchw": dataclasses.replace(speed, channels_last=False)}
+
+
+def ort_sessions(path: str, calib: list[np.ndarray], input_name: str, threads: int) -> dict:
     import onnxruntime as ort
+    from onnxruntime.quantization import QuantType
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    qdq = ort_quantize_static(path, input_name, calib)
+    cpu = ["CPUExecutionProvider"]
+    u8 = ort_quantize_static(path, input_name, calib)
+    s8 = ort_quantize_static(path, input_name, calib, activation_type=QuantType.QInt8)
     return {
-        "ort-fp32": ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]),
-        "ort-int8-qdq": ort.InferenceSession(qdq, opts, providers=["CPUExecutionProvider"]),
+        "ort fp32": ort.InferenceSession(path, opts, providers=cpu),
+        "ort int8 u8-act": ort.InferenceSession(u8, opts, providers=cpu),
+        "ort int8 s8-act": ort.InferenceSession(s8, opts, providers=cpu),
     }
 
 
+def host_table(
+    model: ImportedModel, builds: dict[str, Plan | None], x: list[np.ndarray], args
+) -> str:  # noqa: ANN001
+    runners = {}
+    for pname, target in host_targets().items():
+        for bname, plan in builds.items():
+            extra = bname == "fp32" or (bname == "int8" and pname == "iree")
+            if pname != "default" and not extra:
+                continue
+            try:
+                runners[f"{bname} / {pname}"] = Engine(model, target).load(plan, what="bench")
+            except Exception as exc:  # a flag set the backend cannot compile is reported
+                print(f"{bname} / {pname}: compile failed: {str(exc).splitlines()[0][:120]}")
+    calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
+    name0 = model.inputs[0].name
+    if not args.no_ort:
+        calib = [s[0] for s in args.samples]
+        for name, sess in ort_sessions(args.model, calib, name0, args.threads).items():
+            calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
+    med = time_calls(calls, args.reps)
+    fp32 = {n: v for n, v in med.items() if n.startswith("fp32 /")}
+    best_name = min(fp32, key=fp32.__getitem__)
+    best = fp32[best_name]
+    ort_u8 = med.get("ort int8 u8-act")
+    lines = [
+        f"Host, {args.reps} interleaved reps, median ms; IREE local-task, onnxruntime "
+        f"{args.threads} threads. Best IREE FP32 build: {best_name}.",
+        "",
+        "| build / flags | median ms | speed-up vs best IREE FP32 | vs ort int8 u8-act |",
+        "|---|---|---|---|",
+    ]
+    for n, v in sorted(med.items(), key=lambda kv: kv[1]):
+        vs_ort = f"{ort_u8 / v:.2f}x" if ort_u8 else "-"
+        lines.append(f"| {n} | {v:.2f} | {best / v:.2f}x | {vs_ort} |")
+    return "\n".join(lines)
+
+
+def a53_cycles(sh: str, vmfb: bytes, x: np.ndarray, target: Target, function: str, tmp: str) -> int:
+    """a53sim cycles of one run of `vmfb` (compute only: the estimator's primary model)."""
+    name = f"m{len(os.listdir(tmp))}"
+    path = os.path.join(tmp, f"{name}.vmfb")
+    with open(path, "wb") as f:
+        f.write(vmfb)
+    inp = os.path.join(tmp, "input.npy")
+    np.save(inp, x)
+    out = os.path.join(tmp, f"{name}.out")
+    env = {**os.environ, "A53EST_OUT": out, "FUNCTION": function}
+    subprocess.run(
+        ["bash", sh, path, inp, *target.runtime_flags],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with open(os.path.join(out, "estimate.json")) as f:
+        return int(json.load(f)["sim_edge_cycles"])
+
+
+def a53_table(model: ImportedModel, builds: dict[str, Plan | None], x: np.ndarray, sh: str) -> str:
+    cycles: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="quantune-a53-") as tmp:
+        for pname, target in a53_targets().items():
+            for bname, plan in builds.items():
+                if pname != "default" and bname != "fp32":
+                    continue
+                vmfb = Engine(model, target).build(plan)
+                cycles[f"{bname} / {pname}"] = a53_cycles(sh, vmfb, x, target, model.function, tmp)
+                print(f"  a53 {bname} / {pname}: {cycles[f'{bname} / {pname}'] / 1e6:.1f} M cycles")
+    base = cycles["fp32 / default"]
+    lines = [
+        "Cortex-A53 estimate (a53sim: compute cycles, one thread, no caches or memory; for ratios "
+        "between builds, not latencies).",
+        "",
+        "| build / flags | M cycles (estimate) | vs fp32 / default |",
+        "|---|---|---|",
+    ]
+    for n, v in sorted(cycles.items(), key=lambda kv: kv[1]):
+        lines.append(f"| {n} | {v / 1e6:.1f} | {v / base:.2f}x |")
+    return "\n".join(lines)
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("--calib", required=True)
     ap.add_argument("--plan", action="append", default=[], help="a mixed plan (repeatable)")
+    ap.add_argument("--a53est", metavar="SH", help="a53est.sh: add Cortex-A53 estimates")
     ap.add_argument("--preprocess", default="imagenet", choices=sorted(PRESETS))
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calib-limit", type=int, default=32)
     ap.add_argument("--no-ort", action="store_true", help="skip onnxruntime")
+    ap.add_argument("--no-host", action="store_true", help="skip the host timings")
     args = ap.parse_args()
 
     model = import_onnx(args.model)
-    layers = layer_table(model)
-    samples = list(
+    engine = Engine(model, get_target("host"))
+    args.samples = list(
         iter_samples(args.calib, model.inputs, PRESETS[args.preprocess], args.calib_limit)
     )
-    stats = run_fp32_pass(model, iter(samples), layers=layers, reference_elements=None)
-    int8_plan = build_plan(model.sha256, layers, stats, QuantConfig())
-    builds = {"fp32": None, "int8": int8_plan}
+    stats = run_fp32_pass(model, iter(args.samples), layers=engine.layers, reference_elements=None)
+    builds: dict[str, Plan | None] = {
+        "fp32": None,
+        "int8": build_plan(model.sha256, engine.layers, stats, QuantConfig()),
+    }
     for path in args.plan:
         plan = plan_from_json(open(path).read(), path)
-        check_plan_matches(plan, layers, model.sha256, path)
+        check_plan_matches(plan, engine.layers, model.sha256, path)
         name = os.path.basename(path).removesuffix(".json").removesuffix(".plan")
-        builds[f"mixed:{name}({len(plan.fp32_layers)} fp32)"] = plan
-
-    runners = {}
-    for bname, plan in builds.items():
-        for pname, target in PRESET_TARGETS.items():
-            try:
-                runners[f"{bname}/{pname}"] = Engine(model, target).load(plan)
-            except Exception as exc:  # a preset the backend cannot compile is reported, not fatal
-                print(f"{bname}/{pname}: compile failed: {str(exc).splitlines()[0][:120]}")
-    x = samples[0]
-    calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
-    name0 = model.inputs[0].name
-    ort_sessions = (
-        {}
-        if args.no_ort
-        else _ort_sessions(args.model, [s[0] for s in samples], name0, args.threads)
-    )
-    for name, sess in ort_sessions.items():
-        calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
-    med = time_calls(calls, args.reps)
-    best_fp32 = min(v for n, v in med.items() if n.startswith("fp32/"))
-    best_name = next(n for n, v in med.items() if v == best_fp32 and n.startswith("fp32/"))
-    ort_cols = [c for c in ("ort-fp32", "ort-int8-qdq") if c in med]
-    print(
-        f"speed = how many times faster than the best IREE FP32 build ({best_name}); "
-        f"{args.reps} interleaved reps, median; IREE local-task, ORT {args.threads} threads"
-    )
-    print(
-        "| build | median ms | vs best IREE fp32 | "
-        + " | ".join(f"vs {c}" for c in ort_cols)
-        + " |"
-    )
-    print("|---|---|---|" + "---|" * len(ort_cols))
-    for n, v in sorted(med.items(), key=lambda kv: kv[1]):
-        cols = "".join(f" {med[c] / v:.2f}x |" for c in ort_cols)
-        print(f"| {n} | {v:.2f} | {best_fp32 / v:.2f}x |{cols}")
+        builds[f"{name} ({len(plan.fp32_layers)} fp32)"] = plan
+    print(f"{os.path.basename(args.model)}: {len(engine.layers)} layers")
+    if not args.no_host:
+        print(host_table(model, builds, args.samples[0], args))
+    if args.a53est:
+        print()
+        print(a53_table(model, builds, args.samples[0][0], args.a53est))
     return 0
 
 

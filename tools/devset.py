@@ -83,11 +83,21 @@ def load_devset(
 
 
 def ort_quantize_static(
-    path: str, input_name: str, samples: Iterable[np.ndarray], exclude: Sequence[str] = ()
+    path: str,
+    input_name: str,
+    samples: Iterable[np.ndarray],
+    exclude: Sequence[str] = (),
+    activation_type: object = None,
 ) -> str:
-    """onnxruntime quantize_static (QDQ, per-channel weights, its default minmax calibration)
-    of the model at `path`, fed `samples`; returns the quantized model's path."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    """onnxruntime quantize_static (QDQ, per-channel s8 weights, its default minmax calibration)
+    of the model at `path`, fed `samples`; returns the quantized model's path. Activations are
+    u8 (onnxruntime's default, its u8 x s8 kernels) unless `activation_type` says otherwise."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -105,5 +115,7 @@ def ort_quantize_static(
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         nodes_to_exclude=list(exclude),
+        activation_type=activation_type or QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
     )
     return out

@@ -59,11 +59,15 @@ def test_speed_preset_int8_build_equals_the_iree_preset_bit_for_bit(int8_job, tm
     side = json.loads((tmp_path / "fast.vmfb.json").read_text())
     assert side["target"]["preset"] == "speed"
     assert side["target"]["runtime_flags"] == [WORKER_STACK_FLAG]
-    assert "--iree-opt-data-tiling" in side["target"]["flags"]
-    # The integer matmuls run on IREE's s8s8s32 mmt4d microkernel (inlined): 16-bit pair
-    # multiply-adds, VNNI's vpdpwssd where the CPU has it.
-    vnni = re.search(r"avx512_vnni|avx_vnni", open("/proc/cpuinfo").read())
-    pattern = r"\bvpdpwssd\b" if vnni else r"\b(?:vpdpwssd|vpmaddwd)\b"
+    vnni = re.search(r"\b(?:avx512_vnni|avx_vnni)\b", open("/proc/cpuinfo").read())
+    if vnni:
+        # u8 activations x s8 weights on IREE's inner-tiled VNNI kernel: vpdpbusd, u8 x s8 in
+        # one instruction (s8 x s8 only reaches vpdpwssd on 16-bit operands).
+        assert "--iree-llvmcpu-enable-inner-tiled" in side["target"]["flags"]
+        pattern = r"\bvpdpbusd\b"
+    else:  # IREE's s8s8s32 mmt4d microkernel: 16-bit pair multiply-adds.
+        assert "--iree-opt-data-tiling" in side["target"]["flags"]
+        pattern = r"\b(?:vpdpwssd|vpmaddwd)\b"
     assert re.search(pattern, _asm(dump)), f"no {pattern} in the speed build"
     plain = Runner(open(int8_job.output, "rb").read(), "conv_stack")
     speed = Runner(fast, "conv_stack")
