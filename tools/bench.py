@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from devset import ort_quantize_static
 from quantune_iree.algo.planning import build_plan
+from quantune_iree.backend.a53est import A53Estimator
 from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.targets import CHANNELS_LAST_FLAG, get_target
 from quantune_iree.io.dataset import PRESETS, iter_samples
@@ -111,37 +109,16 @@ def host_table(
     return "\n".join(lines)
 
 
-def a53_cycles(sh: str, vmfb: bytes, x: np.ndarray, target: Target, function: str, tmp: str) -> int:
-    """a53sim cycles of one run of `vmfb` (compute only: the estimator's primary model)."""
-    name = f"m{len(os.listdir(tmp))}"
-    path = os.path.join(tmp, f"{name}.vmfb")
-    with open(path, "wb") as f:
-        f.write(vmfb)
-    inp = os.path.join(tmp, "input.npy")
-    np.save(inp, x)
-    out = os.path.join(tmp, f"{name}.out")
-    env = {**os.environ, "A53EST_OUT": out, "FUNCTION": function}
-    subprocess.run(
-        ["bash", sh, path, inp, *target.runtime_flags],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    with open(os.path.join(out, "estimate.json")) as f:
-        return int(json.load(f)["sim_edge_cycles"])
-
-
 def a53_table(model: ImportedModel, builds: dict[str, Plan | None], x: np.ndarray, sh: str) -> str:
-    cycles: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="quantune-a53-") as tmp:
-        for pname, target in a53_targets().items():
-            for bname, plan in builds.items():
-                if pname != "default" and bname != "fp32":
-                    continue
-                vmfb = Engine(model, target).build(plan)
-                cycles[f"{bname} / {pname}"] = a53_cycles(sh, vmfb, x, target, model.function, tmp)
-                print(f"  a53 {bname} / {pname}: {cycles[f'{bname} / {pname}'] / 1e6:.1f} M cycles")
+    names, vmfbs, flags = [], [], ()
+    for pname, target in a53_targets().items():
+        for bname, plan in builds.items():
+            if pname == "default" or bname == "fp32":
+                names.append(f"{bname} / {pname}")
+                vmfbs.append(Engine(model, target).build(plan))
+                flags = target.runtime_flags
+    est = A53Estimator(sh).cycles(vmfbs, model.function, [x], flags)
+    cycles = dict(zip(names, est, strict=True))
     base = cycles["fp32 / default"]
     lines = [
         "Cortex-A53 estimate (a53sim: compute cycles, one thread, no caches or memory; for ratios "

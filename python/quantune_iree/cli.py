@@ -124,6 +124,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
         plan=args.plan,
         reference_elements=args.reference_elements,
         objective=args.objective,
+        a53est=args.a53est,
     )
 
 
@@ -135,10 +136,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise QuantuneError(f"{args.output}: the output must end in .vmfb")
     if args.target_cpu and args.target == "vulkan":
         raise QuantuneError("--target-cpu and --target vulkan conflict: choose one target")
-    if args.objective != "accuracy" and (args.target_cpu or args.target != "host"):
+    if args.objective != "accuracy" and args.target_cpu not in (None, "cortex-a53"):
         raise QuantuneError(
-            f"--objective {args.objective} times INT8 against FP32 on this machine, so it needs "
-            "--target host"
+            f"--objective {args.objective} times INT8 against FP32 on this machine (--target "
+            "host) or estimates it for --target-cpu cortex-a53 (--a53est)"
         )
     target = get_target(
         args.target,

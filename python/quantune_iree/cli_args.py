@@ -219,7 +219,14 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         choices=OBJECTIVES,
         default="accuracy",
         help="accuracy: FP32 layers by sensitivity only (default); balanced: also keep FP32 the "
-        "layers of kinds INT8 makes slower on this host (measured); speed: only those",
+        "layers of kinds INT8 makes slower (timed on this host; estimated for cortex-a53, "
+        "see --a53est); speed: only those",
+    )
+    g.add_argument(
+        "--a53est",
+        metavar="SH",
+        help="for the balanced/speed objectives with --target-cpu cortex-a53: the A53 estimator "
+        "script (a53est.sh) that prices each build under qemu (default $QUANTUNE_A53EST)",
     )
     g.add_argument("--fp32-layers", type=int, metavar="K", help="keep the K most sensitive in FP32")
     g.add_argument(

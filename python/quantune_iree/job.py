@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from .algo.ranking import rank_layers
 from .algo.selection import OBJECTIVES, apply_objective, fraction_k, slow_layers, top_k
+from .backend.a53est import ENV_VAR as A53EST_ENV
+from .backend.a53est import A53Estimator
 from .backend.engine import Engine
 from .backend.targets import get_target
 from .errors import QuantuneError
@@ -58,6 +60,7 @@ class JobOptions:
     plan: str | None = None  # re-apply a saved plan instead of analysing
     reference_elements: int = 2048
     objective: str = "accuracy"  # one of algo.selection.OBJECTIVES
+    a53est: str | None = None  # A53 estimator script: the objectives' pricing for cortex-a53
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class JobResult:
         return self.outcome.kind_speeds
 
     @property
-    def latency_ms(self) -> tuple[float, float] | None:
-        return self.outcome.latency_ms
+    def latency(self) -> tuple[float, float] | None:
+        return self.outcome.latency
 
 
 def output_paths(output: str, with_vmfb: bool) -> dict[str, str]:
@@ -109,6 +112,8 @@ def _check_options(opts: JobOptions) -> None:
         raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
     if not opts.plan and not opts.calib:
         raise QuantuneError("calibration data is required (or a saved plan to re-apply)")
+    if opts.objective != "accuracy" and not opts.plan:
+        check_probe_target(opts.target or get_target("host"), _estimator(opts))
 
 
 def _analysed_plan(
@@ -152,8 +157,9 @@ def _analysed_plan(
     reasons = {}
     if opts.objective != "accuracy":
         engine = Engine(model, opts.target or get_target("host"))
-        check_probe_target(engine)
-        speeds = measure_kinds(engine, layers, analysis.int8_plan, next(iter(samples())))
+        estimator = _estimator(opts)
+        sample = next(iter(samples()))
+        speeds = measure_kinds(engine, layers, analysis.int8_plan, sample, estimator=estimator)
         int8_ids = {lp.layer_id for lp in analysis.int8_plan.int8_layers}
         slow = {i: s for i, s in slow_layers(layers, speeds).items() if i in int8_ids}
         selection = apply_objective(selection, opts.objective, slow, engine.target.name)
@@ -168,6 +174,19 @@ def _analysed_plan(
         metrics={m.layer_id: m.metrics for m in analysis.layers},
     )
     return plan, analysis, selection, speeds
+
+
+def _estimator(opts: JobOptions) -> A53Estimator | None:
+    """The A53 estimator, for a cortex-a53 target with a speed objective."""
+    if opts.target is None or opts.target.name != "cortex-a53" or opts.objective == "accuracy":
+        return None
+    script = opts.a53est or os.environ.get(A53EST_ENV)
+    if not script:
+        raise QuantuneError(
+            f"the {opts.objective} objective for cortex-a53 prices builds with the A53 "
+            f"estimator: give its script (a53est.sh) with --a53est or ${A53EST_ENV}"
+        )
+    return A53Estimator(script)
 
 
 def _saved_plan(path: str, model: ImportedModel, layers: Sequence[Layer]) -> Plan:
@@ -222,6 +241,7 @@ def run_job(
 
     files: dict[str, bytes | str] = {}
     latency: tuple[float, float] | None = None
+    unit = "ms"
     if build:
         assert opts.target is not None
         engine = Engine(model, opts.target)
@@ -233,14 +253,15 @@ def run_job(
         if speeds:
             assert opts.calib is not None
             sample = next(iter(iter_samples(opts.calib, model.inputs, opts.preprocess, 1)))
-            latency = plan_latency(engine, vmfb, sample)
+            *latency, unit = plan_latency(engine, vmfb, sample, estimator=_estimator(opts))
     outcome = JobOutcome(
         model_name=os.path.basename(opts.model),
         plan=plan,
         analysis=analysis,
         selection=selection,
         kind_speeds=speeds,
-        latency_ms=latency,
+        latency=None if latency is None else (latency[0], latency[1]),
+        latency_unit=unit,
         target_name=opts.target.name if opts.target else "",
     )
     files[paths["plan"]] = plan_to_json(plan, report.TOOL)

@@ -33,7 +33,7 @@ def test_console_and_markdown_tell_the_same_facts() -> None:
         PLAN,
         selection=Selection((0,), 3, 31.5, "fewest for 30 dB"),
         kind_speeds=(KindSpeed("conv", 2, 4.0, 3.0), KindSpeed("all", 2, 4.0, 5.0)),
-        latency_ms=(4.0, 5.0),
+        latency=(4.0, 5.0),
     )
     console = report.console_summary(outcome, ["b.json", "a.vmfb"])
     md = report.report_markdown(outcome)
@@ -41,10 +41,38 @@ def test_console_and_markdown_tell_the_same_facts() -> None:
         assert f"{label}: {text}" in console
         assert f"{label[0].upper()}{label[1:]}: {text}." in md
     assert "3 extra inference passes, output SQNR 31.50 dB" in console
-    assert "conv (2): INT8 4.00 ms vs FP32 3.00 ms -> FP32" in console
-    assert "(1.25x FP32's speed)" in console
+    assert "median ms: conv (2): INT8 4.00 vs FP32 3.00 -> FP32" in console
+    assert "latency on this host: this plan 4.00 ms, FP32 5.00 ms (1.25x FP32's speed)" in console
     assert console.endswith("wrote a.vmfb, b.json")
     assert "plan: 1 int8, 2 fp32 of 3 layers; fp32: 0:a, 2:c" in md
+
+
+def test_a53_estimates_are_labelled_as_estimates() -> None:
+    speeds = (
+        KindSpeed("conv", 2, 40.0, 30.0, "Mcycles"),
+        KindSpeed("all", 2, 40.0, 50.0, "Mcycles"),
+    )
+    outcome = JobOutcome(
+        "m.onnx",
+        PLAN,
+        kind_speeds=speeds,
+        latency=(40.0, 50.0),
+        latency_unit="Mcycles",
+        target_name="cortex-a53",
+    )
+    console = report.console_summary(outcome, ["a.vmfb"])
+    assert "M cycles (A53 estimate) of one run on cortex-a53, estimated (a53sim" in console
+    assert "conv (2): INT8 40.00 vs FP32 30.00 -> FP32" in console
+    assert (
+        "estimate for cortex-a53: this plan 40.00 M cycles (A53 estimate), FP32 50.00 M cycles "
+        "(A53 estimate) (1.25x FP32's speed)" in console
+    )
+    assert "on this host" not in console
+    reasons = report.slow_reasons([], {0: speeds[1]}, "cortex-a53")
+    assert reasons[0] == (
+        "INT8 does not pay on cortex-a53: the FP32 model takes 50.00 M cycles (A53 estimate), "
+        "the full-INT8 one 40.00 M cycles (A53 estimate)"
+    )
 
 
 def test_reasons() -> None:

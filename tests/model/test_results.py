@@ -27,6 +27,6 @@ def test_tensor_stats_absmax_and_edges() -> None:
 
 
 def test_int8_counts_as_slower_only_beyond_the_noise_margin() -> None:
-    assert KindSpeed("conv", 1, int8_ms=10.0, fp32_ms=9.0).int8_slower
-    assert not KindSpeed("conv", 1, int8_ms=10.0, fp32_ms=9.9).int8_slower
-    assert not KindSpeed("conv", 1, int8_ms=10.0, fp32_ms=12.0).int8_slower
+    assert KindSpeed("conv", 1, int8_cost=10.0, fp32_cost=9.0).int8_slower
+    assert not KindSpeed("conv", 1, int8_cost=10.0, fp32_cost=9.9).int8_slower
+    assert not KindSpeed("conv", 1, int8_cost=10.0, fp32_cost=12.0).int8_slower

@@ -18,12 +18,14 @@ from ..model.graph import ImportedModel, TensorSpec
 from ..model.layer import Layer
 from ..model.plan import METRIC_NAMES, Plan, plan_to_json
 from ..model.results import (
+    COST_UNITS,
     CalibrationResult,
     JobOutcome,
     KindSpeed,
     RankedLayer,
     Selection,
     TensorStats,
+    format_cost,
 )
 from ..model.target import Target
 from .dataset import Preprocess
@@ -121,11 +123,13 @@ def slow_reasons(
     kinds = {layer.id: layer.kind for layer in layers}
     return {
         lid: (
-            f"INT8 does not pay on {target_name}: the FP32 model runs in {s.fp32_ms:.2f} ms, "
-            f"the full-INT8 one in {s.int8_ms:.2f} ms"
+            f"INT8 does not pay on {target_name}: the FP32 model takes "
+            f"{format_cost(s.fp32_cost, s.unit)}, the full-INT8 one "
+            f"{format_cost(s.int8_cost, s.unit)}"
             if s.kind == "all"
-            else f"INT8 slower on {target_name}: the model runs in {s.fp32_ms:.2f} ms with its "
-            f"{kinds[lid]} layers FP32 vs {s.int8_ms:.2f} ms INT8"
+            else f"INT8 slower on {target_name}: the model takes "
+            f"{format_cost(s.fp32_cost, s.unit)} with its {kinds[lid]} layers FP32 vs "
+            f"{format_cost(s.int8_cost, s.unit)} INT8"
         )
         for lid, s in slow.items()
     }
@@ -281,19 +285,28 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
         )
         facts.append(("selection", f"{sel.rule}{extra}{sqnr}"))
     if outcome.kind_speeds:
+        unit = outcome.kind_speeds[0].unit
         table = "; ".join(
-            f"{s.kind} ({s.layers}): INT8 {s.int8_ms:.2f} ms vs FP32 {s.fp32_ms:.2f} ms"
+            f"{s.kind} ({s.layers}): INT8 {s.int8_cost:.2f} vs FP32 {s.fp32_cost:.2f}"
             + (" -> FP32" if s.int8_slower else "")
             for s in outcome.kind_speeds
         )
-        facts.append(("speed by layer kind", f"model latency on this host, median: {table}"))
-    if outcome.latency_ms is not None:
-        plan_ms, fp32_ms = outcome.latency_ms
+        how = (
+            "model latency on this host, median ms"
+            if unit == "ms"
+            else f"{COST_UNITS[unit]} of one run on {outcome.target_name}, estimated (a53sim: "
+            "compute only, no caches or memory)"
+        )
+        facts.append(("speed by layer kind", f"{how}: {table}"))
+    if outcome.latency is not None:
+        plan_c, fp32_c = outcome.latency
+        unit = outcome.latency_unit
+        where = "latency on this host" if unit == "ms" else f"estimate for {outcome.target_name}"
         facts.append(
             (
-                "latency on this host",
-                f"this plan {plan_ms:.2f} ms, FP32 {fp32_ms:.2f} ms "
-                f"({fp32_ms / plan_ms:.2f}x FP32's speed)",
+                where,
+                f"this plan {format_cost(plan_c, unit)}, FP32 {format_cost(fp32_c, unit)} "
+                f"({fp32_c / plan_c:.2f}x FP32's speed)",
             )
         )
     return facts

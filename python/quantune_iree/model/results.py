@@ -130,18 +130,28 @@ class Selection:
 SPEED_MARGIN = 0.02
 
 
+# Units of a speed measurement: milliseconds timed on this host, or millions of cycles the
+# Cortex-A53 model (a53sim) estimates for one run (compute only: an estimate, not a timing).
+COST_UNITS = {"ms": "ms", "Mcycles": "M cycles (A53 estimate)"}
+
+
+def format_cost(value: float, unit: str) -> str:
+    return f"{value:.2f} {COST_UNITS[unit]}"
+
+
 @dataclass(frozen=True)
 class KindSpeed:
-    """Model latency with one layer kind INT8 vs FP32 (kind "all": the whole model)."""
+    """Model cost with one layer kind INT8 vs FP32 (kind "all": the whole model), in `unit`."""
 
     kind: str
     layers: int
-    int8_ms: float  # model latency with these layers INT8 (all others INT8 too)
-    fp32_ms: float  # ... with these layers FP32
+    int8_cost: float  # model cost with these layers INT8 (all others INT8 too)
+    fp32_cost: float  # ... with these layers FP32
+    unit: str = "ms"
 
     @property
     def int8_slower(self) -> bool:
-        return self.fp32_ms < self.int8_ms * (1 - SPEED_MARGIN)
+        return self.fp32_cost < self.int8_cost * (1 - SPEED_MARGIN)
 
 
 @dataclass(frozen=True)
@@ -153,5 +163,6 @@ class JobOutcome:
     analysis: Analysis | None = None
     selection: Selection | None = None
     kind_speeds: tuple[KindSpeed, ...] = ()
-    latency_ms: tuple[float, float] | None = None  # (plan, FP32) on this host
+    latency: tuple[float, float] | None = None  # (plan, FP32) cost on the target
+    latency_unit: str = "ms"
     target_name: str = ""
