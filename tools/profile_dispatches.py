@@ -52,7 +52,7 @@ def _counts(bytecode_path: str, flags: list[str], tmp: str) -> collections.Count
         check=True,
     )
     text = open(flow).read()
-    return collections.Counter(re.findall(r"flow\.dispatch @[\w$]+::@[\w$]+::@([\w$]+)", text))
+    return collections.Counter(re.findall(r"flow\.dispatch @[\w$]+::@([\w$]+)", text))
 
 
 def _asm(folder: str) -> dict[str, collections.Counter]:

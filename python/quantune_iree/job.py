@@ -10,11 +10,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .algo.ranking import rank_layers
-from .algo.selection import OBJECTIVES, apply_objective, fraction_k, slow_layers, top_k
+from .algo.selection import (
+    OBJECTIVES,
+    apply_objective,
+    fraction_k,
+    slow_layers,
+    top_k,
+    with_fp32_kinds,
+)
 from .backend.a53est import ENV_VAR as A53EST_ENV
 from .backend.a53est import A53Estimator
 from .backend.engine import Engine
-from .backend.targets import get_target
+from .backend.targets import fp32_kinds, get_target
 from .errors import QuantuneError
 from .io import report
 from .io.dataset import Preprocess, calibration_files, iter_samples
@@ -164,7 +171,10 @@ def _analysed_plan(
         slow = {i: s for i, s in slow_layers(layers, speeds).items() if i in int8_ids}
         selection = apply_objective(selection, opts.objective, slow, engine.target.name)
         reasons = report.slow_reasons(layers, slow, engine.target.name)
-    # Every slow layer is in the FP32 set, under both objectives: its reason wins.
+    elif opts.target is not None and (kinds := fp32_kinds(opts.target)):
+        selection, added = with_fp32_kinds(selection, layers, kinds, opts.target.name)
+        reasons = report.kind_reasons(layers, added, opts.target.name)
+    # Every slow (or target-kept) layer is in the FP32 set: its reason wins.
     reasons = {**report.rank_reasons(ranking, selection, opts.ranker), **reasons}
     plan = with_precisions(
         analysis.int8_plan,

@@ -9,6 +9,7 @@ from quantune_iree.algo.selection import (
     search_min_sqnr,
     slow_layers,
     top_k,
+    with_fp32_kinds,
 )
 from quantune_iree.errors import QuantuneError
 from quantune_iree.io.report import slow_reasons
@@ -82,3 +83,12 @@ def test_objectives_merge_sensitive_and_slow_layers() -> None:
     assert apply_objective(sel, "speed", slow, "host").fp32 == (1, 0)
     with pytest.raises(QuantuneError, match="unknown objective"):
         apply_objective(sel, "fastest", slow, "host")
+
+
+def test_a_targets_fp32_kinds_join_the_sensitive_layers() -> None:
+    layers = [*LAYERS, _Layer(4, "depthwise_conv")]
+    sel = Selection((1, 0), 0, None, "top 2 of 5")
+    kept, added = with_fp32_kinds(sel, layers, ("depthwise_conv",), "cortex-a53")
+    assert added == (4,) and kept.fp32 == (1, 0, 4)
+    assert kept.rule == "top 2 of 5, plus 1 depthwise_conv layers (cortex-a53 default)"
+    assert with_fp32_kinds(sel, layers, ("batch_matmul",), "x") == (sel, ())

@@ -7,6 +7,7 @@ from quantune_iree.backend.targets import (
     CHANNELS_LAST_FLAG,
     WORKER_STACK_FLAG,
     cpu_triple,
+    fp32_kinds,
     get_target,
     layer_form,
     needs_subprocess,
@@ -84,4 +85,8 @@ def test_speed_forms_per_instruction_set() -> None:
     assert layer_form(x86, dw) == layer_form(x86, pw) == IntegerForm("i8", "channels_last", True)
     assert layer_form(x86, k3) == layer_form(x86, pw_s2) == IntegerForm("i8", "named", True)
     assert layer_form(get_target("host", preset="iree"), dw) == IntegerForm()
+    # Cortex-A53: INT8 depthwise convs cannot win (4 MACs per instruction in both precisions).
+    assert fp32_kinds(a53) == ("depthwise_conv",)
+    assert fp32_kinds(get_target(cpu="cortex-a53", preset="iree")) == ()
+    assert fp32_kinds(vnni) == fp32_kinds(x86) == fp32_kinds(get_target("vulkan")) == ()
     assert layer_form(get_target("vulkan"), dw) == IntegerForm()

@@ -81,3 +81,20 @@ def apply_objective(
         f"{selection.rule}, plus" if objective == "balanced" else "objective speed:"
     ) + f" {len(slow)} layers of kinds INT8 makes slower on {target_name}"
     return Selection(fp32_ids, selection.extra_passes, selection.output_sqnr_db, rule)
+
+
+def with_fp32_kinds(
+    selection: Selection, layers: Sequence[Layer], kinds: Sequence[str], target_name: str
+) -> tuple[Selection, tuple[int, ...]]:
+    """The selection plus every layer of `kinds` (the target keeps them FP32: INT8 cannot win
+    there), and the ids it added."""
+    added = tuple(
+        layer.id for layer in layers if layer.kind in kinds and layer.id not in selection.fp32
+    )
+    if not added:
+        return selection, ()
+    rule = f"{selection.rule}, plus {len(added)} {'/'.join(kinds)} layers ({target_name} default)"
+    return (
+        Selection(selection.fp32 + added, selection.extra_passes, selection.output_sqnr_db, rule),
+        added,
+    )

@@ -45,7 +45,9 @@ _STACK = (
 # Flags of the speed preset per instruction-set family (docs/results/speed.md):
 # - x86_64 with VNNI: data tiling set before fusion (global-opt: the per-dispatch variant cannot
 #   compile a u8 contraction with its fused dequantize), IREE's inner-tiled VNNI kernels for u8 x
-#   s8 (vpdpbusd) and its mmt4d microkernels for the rest.
+#   s8 (vpdpbusd), its microkernels for the rest and for the packs: the activation packs into
+#   the VNNI kernel's 29x4 tiles are half of ResNet18's INT8 time as generated code, and the
+#   pack microkernel makes the model 1.2x faster, bit for bit the same.
 # - x86_64 without VNNI: data-tiled mmt4d microkernels, channels-last and im2col for the kxk convs.
 # - aarch64 without dot products (Cortex-A53): no data tiling (IREE 3.13 has no int8 tile for
 #   baseline NEON; it only adds byte-copy dispatches), im2col for float kxk convs.
@@ -53,7 +55,7 @@ _SPEED_FLAGS = {
     "x86_64_vnni": (
         "--iree-global-opt-data-tiling",
         "--iree-llvmcpu-enable-inner-tiled",
-        "--iree-llvmcpu-enable-ukernels=mmt4d",
+        "--iree-llvmcpu-enable-ukernels=all",
         *_STACK,
     ),
     "x86_64": (
@@ -109,6 +111,19 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
     if target.isa == "x86_64_vnni":
         return IntegerForm("u8", "channels_last" if pointwise else "im2col", True)
     return IntegerForm("i8", "channels_last" if pointwise else "named", True)
+
+
+# Layer kinds that stay FP32 by default under the speed preset, per instruction-set family,
+# because INT8 cannot win there (docs/results/speed.md). Cortex-A53 (NEON without dot
+# products): `smlal` and `fmla` both do 4 multiply-accumulates per instruction, so an INT8
+# depthwise conv (9 MACs per output) does the FP32 work plus its quantize and dequantize:
+# MobileNetV2's 17 depthwise convs cost 5 M more estimated cycles in INT8 than in FP32.
+_FP32_KINDS: dict[str, tuple[str, ...]] = {"aarch64": ("depthwise_conv",)}
+
+
+def fp32_kinds(target: Target) -> tuple[str, ...]:
+    """Layer kinds the default plan keeps FP32 on `target` (speed preset only)."""
+    return _FP32_KINDS.get(target.isa, ()) if target.preset == "speed" else ()
 
 
 def needs_subprocess(target: Target) -> bool:

@@ -117,6 +117,15 @@ def rank_reasons(
     }
 
 
+def kind_reasons(layers: Sequence[Layer], ids: Sequence[int], target_name: str) -> dict[int, str]:
+    kinds = {layer.id: layer.kind for layer in layers}
+    return {
+        lid: f"kept FP32: {kinds[lid]} layers do not pay in INT8 on {target_name} (the speed "
+        "preset's default for this target)"
+        for lid in ids
+    }
+
+
 def slow_reasons(
     layers: Sequence[Layer], slow: Mapping[int, KindSpeed], target_name: str
 ) -> dict[int, str]:
