@@ -70,3 +70,24 @@ def test_agreement_png_is_a_png() -> None:
     )
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and img.size[0] > 400
+
+
+def test_profile_reads_dispatch_times_from_the_hal_profile(conv_stack_path, tmp_path):  # noqa: ANN001
+    """profile_dispatches.py: every dispatch of a real build gets a time and a call count."""
+    import numpy as np
+    import profile_dispatches
+    from conftest import conv_stack_inputs
+    from quantune_iree.backend.engine import Engine
+    from quantune_iree.backend.targets import get_target
+    from quantune_iree.ir.importer import import_onnx
+
+    model = import_onnx(conv_stack_path)
+    target = get_target("host")
+    vmfb = tmp_path / "m.vmfb"
+    vmfb.write_bytes(Engine(model, target).build(None))
+    np.save(tmp_path / "x.npy", conv_stack_inputs(1, seed=3)[0])
+    times = profile_dispatches.dispatch_times(
+        str(vmfb), model.function, [str(tmp_path / "x.npy")], target.runtime_flags, 3
+    )
+    assert times and all("_dispatch_" in name for name in times)
+    assert all(us > 0 and calls >= 1 for us, calls in times.values())

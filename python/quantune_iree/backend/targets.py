@@ -45,9 +45,8 @@ _STACK = (
 # Flags of the speed preset per instruction-set family (docs/results/speed.md):
 # - x86_64 with VNNI: data tiling set before fusion (global-opt: the per-dispatch variant cannot
 #   compile a u8 contraction with its fused dequantize), IREE's inner-tiled VNNI kernels for u8 x
-#   s8 (vpdpbusd), its microkernels for the rest and for the packs: the activation packs into
-#   the VNNI kernel's 29x4 tiles are half of ResNet18's INT8 time as generated code, and the
-#   pack microkernel makes the model 1.2x faster, bit for bit the same.
+#   s8 (vpdpbusd), its microkernels for the rest and for the packs into the kernel's tiles
+#   (bit for bit the same; ResNet18 INT8 one thread 13.7 -> 13.2 ms, within noise with two).
 # - x86_64 without VNNI: data-tiled mmt4d microkernels, channels-last and im2col for the kxk convs.
 # - aarch64 without dot products (Cortex-A53): no data tiling (IREE 3.13 has no int8 tile for
 #   baseline NEON; it only adds byte-copy dispatches), im2col for float kxk convs.
