@@ -312,3 +312,60 @@ def test_mobilenet_v2_cortex_a53_runs_under_qemu_and_matches_host(tmp_path) -> N
     want = Runner(host.read_bytes(), "main_graph")([x])[0]
     assert got.argmax() == want.argmax()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mnv2_plans(tmp_path_factory):  # noqa: ANN201
+    """The shared MobileNetV2 and its full-INT8 plan from 8 calibration photos."""
+    from conftest import SHARED_EVAL, shared_model
+
+    model = shared_model("mobilenet_v2.onnx")
+    calib = str(SHARED_EVAL / "images" / "calib")
+    out = tmp_path_factory.mktemp("mnv2")
+    plans = {}
+    for name, k in [("int8", 0)]:
+        opts = JobOptions(model, str(out / name), calib=calib, calib_limit=8, fp32_layers=k)
+        run_job(replace(opts, preprocess=_imagenet()), build=False)
+        plans[name] = plan_from_json((out / f"{name}.plan.json").read_text(), name)
+    return import_onnx(model), plans
+
+
+def _imagenet():  # noqa: ANN202
+    from quantune_iree.io.dataset import PRESETS
+
+    return PRESETS["imagenet"]
+
+
+@pytest.mark.parametrize("vulkan_target", ["valhall4", "ampere", "adreno"])
+def test_mobilenet_v2_int8_vulkan_builds_keep_their_sign_extensions(mnv2_plans, vulkan_target):
+    """Every int8 layer stores i32 on Vulkan, so the SPIR-V check (run on every Vulkan build)
+    finds no byte taken out of a word unsigned; an i8 build would be refused."""
+    from quantune_iree.backend.engine import Engine
+
+    model, plans = mnv2_plans
+    engine = Engine(model, get_target("vulkan", vulkan_target=vulkan_target))
+    assert {f.storage for f in engine.forms(plans["int8"]).values()} == {"i32"}
+    assert engine.build(plans["int8"])  # raises QuantuneError on a hit
+
+
+def test_mobilenet_v2_on_lavapipe_matches_the_host_int8_build(mnv2_plans, tmp_path) -> None:
+    """Full INT8 built for llvmpipe and run on lavapipe gives the host INT8 build's logits on
+    real photos (same integers; the float epilogues may round apart)."""
+    from conftest import SHARED_EVAL
+    from quantune_iree.algo.metrics import sqnr
+    from quantune_iree.backend.engine import Engine
+    from quantune_iree.io.dataset import load_image
+
+    require_lavapipe()
+    model, plans = mnv2_plans
+    photos = sorted((SHARED_EVAL / "images" / "dev").glob("*.jpg"))[:2]
+    xs = [load_image(str(p), _imagenet()) for p in photos]
+    for name, plan in plans.items():
+        vk = tmp_path / f"{name}.vmfb"
+        vk.write_bytes(Engine(model, get_target("vulkan", vulkan_target="llvmpipe")).build(plan))
+        host = Engine(model, get_target("host", preset="iree")).load(plan)
+        for x in xs:
+            g = run_module_cli(str(vk), model.function, [x], 1, driver="vulkan")[0]
+            want = host([x])[0]
+            assert g.argmax() == want.argmax(), name
+            assert sqnr(want, g) >= 100.0, (name, sqnr(want, g))

@@ -34,7 +34,6 @@ COVERED_BY = {
     "model/graph": "ir/test_importer.py",
     "model/layer": "model/test_results.py",
     "model/target": "backend/test_targets.py",
-    "backend/compile": "backend/test_engine.py",
     "io/run_vmfb": "test_cli.py",
     "stages/analysis": "stages/test_search.py",
     "zoo/checkpoint": "zoo/test_zoo.py",

@@ -133,7 +133,9 @@ IntegerForm::Storage storageOf(const std::string &name) {
     return IntegerForm::Storage::U8;
   if (name == "i16")
     return IntegerForm::Storage::I16;
-  throw NativeError("unknown activation storage '" + name + "' (i8, u8 or i16)");
+  if (name == "i32")
+    return IntegerForm::Storage::I32;
+  throw NativeError("unknown activation storage '" + name + "' (i8, u8, i16 or i32)");
 }
 
 IntegerForm::Contraction contractionOf(const std::string &name) {

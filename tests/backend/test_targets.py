@@ -89,4 +89,5 @@ def test_speed_forms_per_instruction_set() -> None:
     assert fp32_kinds(a53) == ("depthwise_conv",)
     assert fp32_kinds(get_target(cpu="cortex-a53", preset="iree")) == ()
     assert fp32_kinds(vnni) == fp32_kinds(x86) == fp32_kinds(get_target("vulkan")) == ()
-    assert layer_form(get_target("vulkan"), dw) == IntegerForm()
+    # Vulkan: i32 storage whatever the preset (IREE 3.13 SPIR-V loses packed i8 sign extensions).
+    assert layer_form(get_target("vulkan"), dw) == IntegerForm("i32")

@@ -74,6 +74,8 @@ FORMS = {
     "channels_last-u8": IntegerForm("u8", "channels_last", True),
     "im2col-u8": IntegerForm("u8", "im2col", True),
     "im2col-i16": IntegerForm("i16", "im2col", True),
+    "named-i32-div": IntegerForm("i32"),  # Vulkan's
+    "channels_last-i32": IntegerForm("i32", "channels_last", True),
 }
 
 

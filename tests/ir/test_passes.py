@@ -27,9 +27,12 @@ def _quantize_all(module) -> None:  # noqa: ANN001 - ir.Module
 
 
 def _form(layer) -> tuple[str, str, bool]:  # noqa: ANN001 - native layer
-    """u8 for 1x1 convs, u8 im2col for node "i", i16 for the rest; channels-last, reciprocal."""
+    """u8 for 1x1 convs, u8 im2col for node "i", i16 for the rest; channels-last, reciprocal.
+    Node "v": Vulkan's i32 named form."""
     if layer.node == "i":
         return ("u8", "im2col", True)
+    if layer.node == "v":
+        return ("i32", "named", False)
     pointwise = layer.kind == "conv" and list(layer.weight_shape[2:]) == [1, 1]
     return ("u8" if pointwise or layer.kind == "matmul" else "i16", "channels_last", True)
 

@@ -131,3 +131,31 @@ util.func public @im2col(%arg0: tensor<1x2x4x4xf32>) -> tensor<1x3x2x2xf32> {
   %c = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} ins(%p, %w : tensor<1x2x6x6xf32>, tensor<3x2x3x3xf32>) outs(%f : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("i")
   util.return %c : tensor<1x3x2x2xf32>
 }
+
+// -----
+
+// Vulkan's form (node "v"): i32 storage, the named conv on i32 x i32 -> i32 and an i32 weight
+// constant, so no i8 is ever loaded (IREE 3.13's SPIR-V drops the sign extension of packed i8);
+// quantized by division, padded with the zero point in i32.
+// CHECK-LABEL: util.func public @vulkan_i32(
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<3x2x3x3xi32>
+// CHECK: %[[Q:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<1x2x4x4xi32>) attrs = {quantune.role = "quantize"}
+// CHECK: arith.divf
+// CHECK: arith.fptosi %{{.*}} : f32 to i32
+// CHECK: %[[P:.*]] = tensor.pad %[[Q]] low[0, 0, 1, 1] high[0, 0, 1, 1]
+// CHECK: tensor.yield %{{.*}} : i32
+// CHECK: linalg.conv_2d_nchw_fchw {{.*}} ins(%[[P]], %[[W]] : tensor<1x2x6x6xi32>, tensor<3x2x3x3xi32>) outs(%{{.*}} : tensor<1x3x2x2xi32>)
+// CHECK-NOT: i8
+// CHECK: util.return
+util.func public @vulkan_i32(%arg0: tensor<1x2x4x4xf32>) -> tensor<1x3x2x2xf32> {
+  %z = arith.constant 0.0 : f32 loc("v")
+  %w = arith.constant dense<1.0> : tensor<3x2x3x3xf32> loc("v")
+  %p = tensor.pad %arg0 low[0, 0, 1, 1] high[0, 0, 1, 1] {
+  ^bb0(%i: index, %j: index, %k: index, %l: index):
+    tensor.yield %z : f32
+  } : tensor<1x2x4x4xf32> to tensor<1x2x6x6xf32> loc("v")
+  %e = tensor.empty() : tensor<1x3x2x2xf32> loc("v")
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("v")
+  %c = linalg.conv_2d_nchw_fchw {dilations = dense<1> : vector<2xi64>, strides = dense<2> : vector<2xi64>} ins(%p, %w : tensor<1x2x6x6xf32>, tensor<3x2x3x3xf32>) outs(%f : tensor<1x3x2x2xf32>) -> tensor<1x3x2x2xf32> loc("v")
+  util.return %c : tensor<1x3x2x2xf32>
+}

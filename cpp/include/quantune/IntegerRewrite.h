@@ -39,8 +39,11 @@ std::string channelsLastMaps(const ConvGeometry &g);
 /// reads (new dim i = old dim perm[i]); empty when it reads it as it is.
 std::vector<int64_t> weightPermutation(const Layer &l, const IntegerForm &form);
 
-/// The i8 weight constant's shape for the form.
+/// The weight constant's shape for the form.
 std::vector<int64_t> formWeightShape(const Layer &l, const IntegerForm &form);
+
+/// The weight constant's element width in bits: 32 with i32 storage, else 8.
+unsigned weightBits(const IntegerForm &form);
 
 /// What the rewrite's text needs besides the layer.
 struct RewriteParams {

@@ -24,8 +24,10 @@ struct IntegerForm {
   /// The quantized activation in memory: signed i8; u8 (q + 128, the zero
   /// point shifted, held in i8 bits and read with arith.extui, so x86 reaches
   /// its u8 x s8 dot products); or i16 (values still in [-128, 127], so the
-  /// aarch64 backend multiplies without re-narrowing).
-  enum class Storage { I8, U8, I16 };
+  /// aarch64 backend multiplies without re-narrowing); or i32 (values still in
+  /// [-128, 127], weights i32 too: IREE 3.13's SPIR-V lowering loses the sign
+  /// extension of i8 loaded 8 or 16 at a time, llvm/llvm-project#199243).
+  enum class Storage { I8, U8, I16, I32 };
   /// The contraction: the layer's own named op in its own layout; or
   /// channels-last (NHWC) around transposes IREE can cancel between layers,
   /// convs and depthwise convs as linalg.generic, stride-1 1x1 convs as a

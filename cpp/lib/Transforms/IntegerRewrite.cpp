@@ -79,7 +79,10 @@ bool isIm2col(const Layer &l, const IntegerForm &form, const ConvGeometry &g) {
   return form.contraction == IntegerForm::Contraction::Im2col && !g.depthwise && !g.pointwise;
 }
 
-const char *storedType(Storage s) { return s == Storage::I16 ? "i16" : "i8"; }
+const char *storedType(Storage s) {
+  return s == Storage::I16 ? "i16" : s == Storage::I32 ? "i32" : "i8";
+}
+const char *weightType(const IntegerForm &form) { return weightBits(form) == 32 ? "i32" : "i8"; }
 
 /// The quantize generic from `in` (f32, `inShape`) to `%q0` (`shape`, the stored type), reading
 /// `in` through `inMap` (channels-last forms read NCHW and write NHWC: the transpose is free
@@ -159,11 +162,19 @@ std::pair<std::string, std::string> namedPrologue(const Layer &l, const char *el
   return {cur, curType};
 }
 
-std::string mulAddBody(const char *actExt, const char *act) {
-  return std::string("  ^bb0(%ca: ") + act + ", %cw: i8, %co: i32):\n    %xa = " + actExt +
-         " %ca : " + act + " to i32\n    %xw = arith.extsi %cw : i8 to i32\n" +
-         "    %pm = arith.muli %xa, %xw : i32\n    %ps = arith.addi %co, %pm : i32\n" +
-         "    linalg.yield %ps : i32\n";
+std::string mulAddBody(const char *actExt, const char *act, const char *wt) {
+  std::string body = std::string("  ^bb0(%ca: ") + act + ", %cw: " + wt + ", %co: i32):\n";
+  std::string a = "%ca", w = "%cw"; // i32 storage needs no extension
+  if (std::string(act) != "i32") {
+    body += std::string("    %xa = ") + actExt + " %ca : " + act + " to i32\n";
+    a = "%xa";
+  }
+  if (std::string(wt) != "i32") {
+    body += std::string("    %xw = arith.extsi %cw : ") + wt + " to i32\n";
+    w = "%xw";
+  }
+  return body + "    %pm = arith.muli " + a + ", " + w + " : i32\n" +
+         "    %ps = arith.addi %co, %pm : i32\n    linalg.yield %ps : i32\n";
 }
 
 /// The channels-last contraction of a conv or depthwise conv on `%qp` (NHWC,
@@ -174,7 +185,8 @@ void channelsLastContraction(const Layer &l, const ConvGeometry &g, const Rewrit
   const char *act = storedType(p.form.storage);
   const char *ext = p.form.storage == Storage::U8 ? "arith.extui" : "arith.extsi";
   std::string tIn = tensorType(inShape, act), tAcc = tensorType(accShape, "i32");
-  std::string tW = tensorType(formWeightShape(l, p.form), "i8");
+  const char *wt = weightType(p.form);
+  std::string tW = tensorType(formWeightShape(l, p.form), wt);
   t << "  %z32 = arith.constant 0 : i32\n"
     << "  %ea = tensor.empty() : " << tAcc << "\n"
     << "  %acc0 = linalg.fill ins(%z32 : i32) outs(%ea : " << tAcc << ") -> " << tAcc << "\n";
@@ -210,7 +222,7 @@ void channelsLastContraction(const Layer &l, const ConvGeometry &g, const Rewrit
            "affine_map<(d0, d1, d2) -> (d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>], "
            "iterator_types = [\"parallel\", \"parallel\", \"reduction\"]} ins(%col, %w : "
         << tCol << ", " << tW << ") outs(%mz : " << tMat << ") {\n"
-        << mulAddBody(ext, act) << "  } -> " << tMat << "\n";
+        << mulAddBody(ext, act, wt) << "  } -> " << tMat << "\n";
     else
       t << "  %mm = linalg.matmul ins(%col, %w : " << tCol << ", " << tW << ") outs(%mz : " << tMat
         << ") -> " << tMat << "\n";
@@ -222,7 +234,7 @@ void channelsLastContraction(const Layer &l, const ConvGeometry &g, const Rewrit
   t << "  %acc = linalg.generic {indexing_maps = [" << maps << "} ins(" << in << ", %w : " << tIn
     << ", "
     << tW << ") outs(%acc0 : " << tAcc << ") {\n"
-    << mulAddBody(ext, act) << "  } -> " << tAcc << "\n";
+    << mulAddBody(ext, act, wt) << "  } -> " << tAcc << "\n";
 }
 
 } // namespace
@@ -275,6 +287,8 @@ std::vector<int64_t> weightPermutation(const Layer &l, const IntegerForm &form) 
                                     : std::vector<int64_t>{2, 3, 1, 0};    // FCHW -> HWCF
 }
 
+unsigned weightBits(const IntegerForm &form) { return form.storage == Storage::I32 ? 32 : 8; }
+
 std::vector<int64_t> formWeightShape(const Layer &l, const IntegerForm &form) {
   std::vector<int64_t> perm = weightPermutation(l, form);
   if (perm.empty())
@@ -294,7 +308,7 @@ std::string integerRewriteText(const Layer &l, const RewriteParams &p) {
   const char *elem = storedType(p.form.storage);
   MlirValue init = mlirOperationGetOperand(l.op, 2);
   std::string tX = printType(mlirValueGetType(l.input));
-  std::string tW = tensorType(formWeightShape(l, p.form), "i8");
+  std::string tW = tensorType(formWeightShape(l, p.form), weightType(p.form));
   std::string tOut = printType(mlirValueGetType(init));
   std::vector<int64_t> outShape = staticShape(mlirOperationGetResult(l.op, 0));
   std::string tS = tensorType(p.channelShape, "f32"), tC = tensorType(p.channelShape, "i32");

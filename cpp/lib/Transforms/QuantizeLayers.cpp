@@ -201,9 +201,12 @@ void quantizeLayer(const Layer &l, const LayerQuantization &q) {
     return mlirRankedTensorTypeGet(shape.size(), shape.data(), elem, mlirAttributeGetNull());
   };
   MlirType i8 = mlirIntegerTypeGet(ctx, 8), i32 = mlirIntegerTypeGet(ctx, 32);
-  MlirOperation wConst = createConstant(
-      mlirDenseElementsAttrInt8Get(shaped(wShape, i8), wValues.size(), wValues.data()),
-      loc, l.op);
+  std::vector<int32_t> wWide(wValues.begin(), wValues.end());
+  MlirAttribute wAttr =
+      weightBits(q.form) == 32
+          ? mlirDenseElementsAttrInt32Get(shaped(wShape, i32), wWide.size(), wWide.data())
+          : mlirDenseElementsAttrInt8Get(shaped(wShape, i8), wValues.size(), wValues.data());
+  MlirOperation wConst = createConstant(wAttr, loc, l.op);
   MlirOperation sConst = createConstant(
       mlirDenseElementsAttrFloatGet(shaped(w.channelShape, mlirF32TypeGet(ctx)),
                                     w.outScale.size(), w.outScale.data()),

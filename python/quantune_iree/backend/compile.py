@@ -1,5 +1,11 @@
 """Input-phase MLIR (bytecode) → .vmfb for a target, through IREE's pipeline. Compiles only: a
-failure is a QuantuneError whose `node` names the ONNX node IREE failed on, when it says."""
+failure is a QuantuneError whose `node` names the ONNX node IREE failed on, when it says.
+
+Vulkan builds are also checked for a known IREE 3.13 miscompile: its SPIR-V lowering takes i8
+values loaded 4 to a 32-bit word out with a mask and a *logical* shift and never sign-extends
+them (llvm/llvm-project#199243), so an int8 contraction silently computes u8 x s8. quantune's
+integer IR only ever sign-extends, so that signature in the SPIR-V is always a miscompile: the
+build is refused, naming the dispatches."""
 
 from __future__ import annotations
 
@@ -35,34 +41,89 @@ def _compile_tool() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "_mlir_libs", "iree-compile")
 
 
-def compile_vmfb_reproducible(bytecode: bytes, target: Target, *, what: str = "model") -> bytes:
+# The bug's signature in the dumped SPIR-V (../shared/vulkan_repro): the 4 byte masks of an i32
+# word, logical right shifts, and no arithmetic shift to restore the sign.
+_LOST_SEXT_MASK = "dense<[255, 65280, 16711680, -16777216]>"
+
+
+def lost_sign_extensions(dump_dir: str) -> list[str]:
+    """The dispatches (SPIR-V files under `dump_dir`) that take bytes out of i32 words without
+    sign-extending them."""
+    hits = []
+    for root, _, files in os.walk(dump_dir):
+        for name in sorted(files):
+            if not name.endswith(".spirv.mlir"):
+                continue
+            with open(os.path.join(root, name)) as f:
+                text = f.read()
+            if (
+                _LOST_SEXT_MASK in text
+                and "ShiftRightLogical" in text
+                and "ShiftRightArithmetic" not in text
+            ):
+                hits.append(name.removesuffix(".spirv.mlir"))
+    return sorted(hits)
+
+
+def _checked(target: Target, dump_dir: str, what: str) -> None:
+    hits = lost_sign_extensions(dump_dir)
+    if hits:
+        shown = ", ".join(hits[:3]) + (f" (+{len(hits) - 3} more)" if len(hits) > 3 else "")
+        raise QuantuneError(
+            f"compiling {what} for {target.name}: IREE's SPIR-V drops the sign extension of "
+            f"i8 values in {len(hits)} dispatches ({shown}), so their integers would be wrong "
+            "(llvm/llvm-project#199243); store the layers' integers in i32"
+        )
+
+
+def _check_flags(target: Target, dump_dir: str) -> list[str]:
+    """Vulkan builds dump their SPIR-V for the check; other targets need nothing."""
+    if target.driver != "vulkan":
+        return []
+    return [f"--iree-hal-dump-executable-intermediates-to={dump_dir}"]
+
+
+def compile_vmfb_reproducible(
+    bytecode: bytes, target: Target, *, what: str = "model", phase: str = "input"
+) -> bytes:
     """Like compile_vmfb, but byte-for-byte reproducible: iree-compile runs in a child process
     without address-space randomisation."""
     with tempfile.TemporaryDirectory(prefix="quantune-compile-") as tmp:
         src, out = os.path.join(tmp, "input.mlirbc"), os.path.join(tmp, "out.vmfb")
         with open(src, "wb") as f:
             f.write(bytecode)
+        dump = os.path.join(tmp, "dump")
+        check = _check_flags(target, dump)
         proc = subprocess.run(
-            [_compile_tool(), "--compile-from=input", *target.flags, src, "-o", out],
+            [_compile_tool(), f"--compile-from={phase}", *target.flags, *check, src, "-o", out],
             capture_output=True,
             text=True,
             preexec_fn=_no_aslr,
         )
         if proc.returncode != 0 or not os.path.exists(out):
             raise _compile_error(proc.stderr, target, what)
+        if check:
+            _checked(target, dump, what)
         with open(out, "rb") as f:
             return f.read()
 
 
-def compile_vmfb(bytecode: bytes, target: Target, *, what: str = "model") -> bytes:
-    """Compiles a module already at IREE's `input` phase; returns the vmfb bytes."""
+def compile_vmfb(
+    bytecode: bytes, target: Target, *, what: str = "model", phase: str = "input"
+) -> bytes:
+    """Compiles a module already at IREE's `phase` (`input`; `start` for plain func.func MLIR);
+    returns the vmfb bytes."""
     if needs_subprocess(target):
-        return compile_vmfb_reproducible(bytecode, target, what=what)
-    session = ir_session.new_session(target.flags)
-    module = ir_session.parse_module(session, bytecode)
-    ok, diags, vmfb = ir_session.run_pipeline(
-        session, module, compile_from="input", output_vmfb=True
-    )
-    if not ok or vmfb is None:
-        raise _compile_error(diags, target, what)
-    return vmfb
+        return compile_vmfb_reproducible(bytecode, target, what=what, phase=phase)
+    with tempfile.TemporaryDirectory(prefix="quantune-spirv-") as dump:
+        check = _check_flags(target, dump)
+        session = ir_session.new_session([*target.flags, *check])
+        module = ir_session.parse_module(session, bytecode)
+        ok, diags, vmfb = ir_session.run_pipeline(
+            session, module, compile_from=phase, output_vmfb=True
+        )
+        if not ok or vmfb is None:
+            raise _compile_error(diags, target, what)
+        if check:
+            _checked(target, dump, what)
+        return vmfb

@@ -89,9 +89,12 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
     depthwise ones (IREE's u8 x s8 `vpdpbusd` kernels): 1x1 convs as matmuls over pixels, other
     convs through im2col; depthwise convs channels-last in i8. x86 without VNNI: i8; 1x1 and
     depthwise convs channels-last, kxk convs named (IREE's channels-last + im2col + microkernels).
-    All use the reciprocal quantize. Anything else (Vulkan, the iree preset), and the matmuls
-    (u8 x s8 matrix-vector products do not compile in IREE 3.13): the named op on i8, quantized
-    by division under the iree preset."""
+    All use the reciprocal quantize. Vulkan: the named op on i32 storage (IREE 3.13's SPIR-V
+    loses the sign extension of i8 loaded several at a time). Anything else (the iree preset),
+    and the matmuls (u8 x s8 matrix-vector products do not compile in IREE 3.13): the named op
+    on i8, quantized by division under the iree preset."""
+    if target.driver == "vulkan":
+        return IntegerForm("i32")
     if target.preset != "speed" or target.isa == "generic":
         return IntegerForm()
     nchw_conv = layer.op_name in _NCHW_CONVS
