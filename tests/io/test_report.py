@@ -103,5 +103,6 @@ def test_sidecar_lists_what_an_app_needs() -> None:
     side = json.loads(report.sidecar_json(model, PLAN, target, "cd" * 32, None))
     assert side["function"] == "main_graph" and side["model"] == "m.onnx"
     assert side["target"]["runtime_flags"] == ["--task_worker_stack_size=1048576"]
+    assert side["target"]["channels_last"] is False and side["target"]["isa"] == "generic"
     assert side["inputs"] == [{"name": "x", "shape": [1, 3], "dtype": "float32"}]
     assert side["plan"]["summary"] == {"layers": 3, "int8": 1, "fp32": 2}

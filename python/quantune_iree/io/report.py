@@ -257,6 +257,9 @@ def sidecar_json(
                     "flags": list(target.flags),
                     "preset": target.preset,
                     "runtime_flags": list(target.runtime_flags),
+                    "isa": target.isa,
+                    # The FP32 convs went channels-last before compiling (quantune's own pass).
+                    "channels_last": target.channels_last,
                 },
                 "inputs": [spec(s) for s in model.inputs],
                 "outputs": [spec(s) for s in model.outputs],
