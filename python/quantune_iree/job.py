@@ -263,14 +263,17 @@ def run_job(
         if speeds:
             assert opts.calib is not None
             sample = next(iter(iter_samples(opts.calib, model.inputs, opts.preprocess, 1)))
-            *latency, unit = plan_latency(engine, vmfb, sample, estimator=_estimator(opts))
+            plan_cost, fp32_cost, unit = plan_latency(
+                engine, vmfb, sample, estimator=_estimator(opts)
+            )
+            latency = (plan_cost, fp32_cost)
     outcome = JobOutcome(
         model_name=os.path.basename(opts.model),
         plan=plan,
         analysis=analysis,
         selection=selection,
         kind_speeds=speeds,
-        latency=None if latency is None else (latency[0], latency[1]),
+        latency=latency,
         latency_unit=unit,
         target_name=opts.target.name if opts.target else "",
     )
