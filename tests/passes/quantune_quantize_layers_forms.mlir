@@ -106,14 +106,18 @@ func.func @gemm_u8(%arg0: tensor<2x3xf32>) -> tensor<2x4xf32> {
 
 // -----
 
-// A stride-2 3x3 conv through im2col in u8 (node "i"): the padded NHWC codes gathered into
-// [1, Ho, Wo, KH, KW, C] patches, collapsed to [Ho*Wo, KH*KW*C], times the collapsed HWCF
-// weight [KH*KW*C, F] with extui/extsi; offset 131 * 18 * 4 = 9432.
+// A stride-2 3x3 conv through im2col in u8 (node "i"): one stride-2 slice of the padded NHWC
+// codes per kernel tap, inserted at (kh, kw) of [1, Ho, Wo, KH, KW, C] patches, collapsed to
+// [Ho*Wo, KH*KW*C], times the collapsed HWCF weight [KH*KW*C, F] with extui/extsi; offset
+// 131 * 18 * 4 = 9432.
 // CHECK-LABEL: util.func public @im2col(
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<18x3xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<9432> : tensor<3xi32>
 // CHECK: %[[P:.*]] = tensor.pad %{{.*}} low[0, 1, 1, 0] high[0, 1, 1, 0]
-// CHECK: %[[PATCH:.*]] = linalg.generic {{.*}} ins(%[[P]] : tensor<1x6x6x2xi8>) outs(%{{.*}} : tensor<1x2x2x3x3x2xi8>) attrs = {quantune.role = "gather"}
+// CHECK: %[[S0:.*]] = tensor.extract_slice %[[P]][0, 0, 0, 0] [1, 2, 2, 2] [1, 2, 2, 1] : tensor<1x6x6x2xi8> to tensor<1x2x2x2xi8>
+// CHECK: tensor.insert_slice %[[S0]] into %{{.*}}[0, 0, 0, 0, 0, 0] [1, 2, 2, 1, 1, 2] [1, 1, 1, 1, 1, 1] : tensor<1x2x2x2xi8> into tensor<1x2x2x3x3x2xi8>
+// CHECK: %[[S8:.*]] = tensor.extract_slice %[[P]][0, 2, 2, 0] [1, 2, 2, 2] [1, 2, 2, 1]
+// CHECK: %[[PATCH:.*]] = tensor.insert_slice %[[S8]] into %{{.*}}[0, 0, 0, 2, 2, 0]
 // CHECK: %[[COL:.*]] = tensor.collapse_shape %[[PATCH]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<1x2x2x3x3x2xi8> into tensor<4x18xi8>
 // CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x18xi8>, tensor<18x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
 // CHECK: arith.extui

@@ -69,6 +69,12 @@ bool isShapeOnly(std::string_view name) {
          name == "tensor.collapse_shape" || name == "tensor.reshape";
 }
 
+/// The im2col form's patches: slices of the quantized input (operand 0 is the
+/// source of both) inserted into the patch tensor.
+bool isPatchCopy(std::string_view name) {
+  return name == "tensor.extract_slice" || name == "tensor.insert_slice";
+}
+
 /// The op defining `v` when it belongs to ONNX node `node`, else null.
 MlirOperation sameNodeProducer(MlirValue v, const std::string &node) {
   if (!mlirValueIsAOpResult(v))
@@ -97,7 +103,8 @@ MlirValue activationInput(MlirValue v, const std::string &node,
     if (mlirOperationIsNull(def))
       return v;
     bool quantize = hasRole(def, kRoleQuantize);
-    if (!quantize && !isShapeOnly(opName(def)) && !hasRole(def, kRoleGather))
+    if (!quantize && !isShapeOnly(opName(def)) && !isPatchCopy(opName(def)) &&
+        !hasRole(def, kRoleGather))
       return v;
     prologue.insert(prologue.begin(), def);
     v = mlirOperationGetOperand(def, 0);
