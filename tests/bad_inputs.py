@@ -375,3 +375,25 @@ def flags_bad_input_shape(d: Path):  # noqa: ANN201
 @case
 def flags_input_shape_unknown_input(d: Path):  # noqa: ANN201
     return ["layers", _model(d), "--input-shape", "nope=1,4"], "'nope', which is not an input"
+
+
+@case
+def flags_verify_host_build(d: Path):  # noqa: ANN201
+    return _compile(d, _model(d), "--verify"), "checks Vulkan builds"
+
+
+@case
+def flags_verify_other_subgroup_size(d: Path):  # noqa: ANN201
+    # valhall4 kernels assume 16 lanes; lavapipe runs 8 (without a device: "has none").
+    return _compile(d, _model(d), "--target", "vulkan", "--verify"), "--verify of vulkan-valhall4"
+
+
+@case
+def flags_vulkan_storage_on_cpu(d: Path):  # noqa: ANN201
+    return _compile(d, _model(d), "--vulkan-storage", "i8"), "Vulkan targets only"
+
+
+@case
+def flags_vulkan_storage_i8_with_the_bug(d: Path):  # noqa: ANN201
+    args = _compile(d, _model(d), "--target", "vulkan", "--vulkan-storage", "i8")
+    return args, "still drops the sign extension"

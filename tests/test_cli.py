@@ -91,3 +91,28 @@ def test_bad_flags(capsys) -> None:
     _one_line_error(capsys, main(["calibrate", "--nope"]), "the following arguments are required")
     _one_line_error(capsys, main(["layers", "m.onnx", "--nope"]), "unrecognized arguments: --nope")
     _one_line_error(capsys, main(["layers", "m.onnx", "--input-shape", "x=1,a"]), "NAME=D0,D1")
+
+
+def test_compile_verify_on_lavapipe(conv_stack_path, tmp_path, capsys) -> None:
+    """--verify: the Vulkan build is run on lavapipe against the host build before anything is
+    written, and the summary, report and sidecar say how it went; a saved plan can be verified
+    too (the calibration folder then only feeds the check)."""
+    from conftest import conv_stack_inputs
+    from targets_env import require_lavapipe
+
+    require_lavapipe()
+    calib = npy_folder(tmp_path / "calib", conv_stack_inputs(3, seed=1))
+    vk = ["--target", "vulkan", "--vulkan-target", "llvmpipe", "--verify"]
+    out = tmp_path / "out" / "m.vmfb"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "again").mkdir()
+    assert main(["compile", conv_stack_path, "--calib", calib, *vk, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "verification: on llvmpipe" in printed and "3 samples" in printed, printed
+    sidecar = json.loads((tmp_path / "out" / "m.vmfb.json").read_text())
+    assert sidecar["verification"]["passed"] and sidecar["target"]["vulkan_storage"] == "i32"
+    assert "Verification: on llvmpipe" in (tmp_path / "out" / "m.report.md").read_text()
+    plan = str(tmp_path / "out" / "m.plan.json")
+    again = tmp_path / "again" / "m.vmfb"
+    args = ["compile", conv_stack_path, "--plan", plan, "--calib", calib, *vk, "-o", str(again)]
+    assert main(args) == 0 and again.read_bytes() == out.read_bytes()

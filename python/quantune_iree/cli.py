@@ -90,8 +90,10 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
     from .job import JobOptions
     from .model.plan import QuantConfig
 
-    if args.plan and args.calib:
-        raise QuantuneError("--plan and --calib conflict: a saved plan needs no calibration")
+    if args.plan and args.calib and not getattr(args, "verify", False):
+        raise QuantuneError(
+            "--plan and --calib conflict: a saved plan needs no calibration (except to --verify)"
+        )
     if not args.plan and not args.calib:
         raise QuantuneError("--calib DIR is required (or --plan to re-apply a saved plan)")
     chosen = [args.fp32_layers, args.fp32_fraction, args.min_sqnr]
@@ -125,6 +127,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
         reference_elements=args.reference_elements,
         objective=args.objective,
         a53est=args.a53est,
+        verify=getattr(args, "verify", False),
     )
 
 
@@ -148,6 +151,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         triple=args.target_triple,
         vulkan_target=args.vulkan_target,
         preset=args.preset,
+        vulkan_storage=args.vulkan_storage,
     )
     result = run_job(_job_options(args, target), build=True, progress=_pass_progress)
     _end_progress()

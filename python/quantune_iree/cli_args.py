@@ -11,7 +11,7 @@ from . import __version__
 from .algo.quantization import CALIBRATION_METHODS
 from .algo.ranking import RANKERS
 from .algo.selection import OBJECTIVES
-from .backend.targets import DEFAULT_VULKAN_TARGET, NAMED_TARGETS, PRESETS
+from .backend.targets import DEFAULT_VULKAN_TARGET, NAMED_TARGETS, PRESETS, VULKAN_STORAGES
 from .errors import QuantuneError
 from .io.dataset import LAYOUTS
 from .io.dataset import PRESETS as PREPROCESS_PRESETS
@@ -130,6 +130,21 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--vulkan-target",
         metavar="NAME",
         help=f"IREE Vulkan target (default {DEFAULT_VULKAN_TARGET}; llvmpipe = lavapipe)",
+    )
+    g.add_argument(
+        "--vulkan-storage",
+        choices=VULKAN_STORAGES,
+        default=None,
+        help="how Vulkan builds store int8 layers' integers: i32 (default; IREE 3.13's SPIR-V "
+        "drops the sign extension of packed i8, llvm/llvm-project#199243) or i8 (4x fewer "
+        "bytes; refused until a probe build shows the bug fixed)",
+    )
+    g.add_argument(
+        "--verify",
+        action="store_true",
+        help="Vulkan builds: run the build on this machine's Vulkan device against the host "
+        "build of the same plan (calibration samples; layer by layer when outputs differ) "
+        "before writing anything; the device's subgroup size must be the target's",
     )
     g.add_argument(
         "--preset",

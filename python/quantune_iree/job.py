@@ -21,6 +21,7 @@ from .algo.selection import (
 from .backend.a53est import ENV_VAR as A53EST_ENV
 from .backend.a53est import A53Estimator
 from .backend.engine import Engine
+from .backend.storage_probe import check_i8_storage
 from .backend.targets import fp32_kinds, get_target
 from .errors import QuantuneError
 from .io import report
@@ -38,11 +39,12 @@ from .model.plan import (
     plan_to_json,
     with_precisions,
 )
-from .model.results import Analysis, JobOutcome, KindSpeed, Selection
+from .model.results import Analysis, JobOutcome, KindSpeed, Selection, Verification
 from .model.target import Target
 from .stages.analysis import analyze
 from .stages.search import min_sqnr_selection
 from .stages.speed_probe import check_probe_target, measure_kinds, plan_latency
+from .stages.verify import verify_build, verify_device
 
 DEFAULT_FP32_FRACTION = 0.05
 MAX_FALLBACKS = 8
@@ -68,6 +70,7 @@ class JobOptions:
     reference_elements: int = 2048
     objective: str = "accuracy"  # one of algo.selection.OBJECTIVES
     a53est: str | None = None  # A53 estimator script: the objectives' pricing for cortex-a53
+    verify: bool = False  # run a Vulkan build on this machine's device against the host build
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def _check_options(opts: JobOptions) -> None:
         raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
     if not opts.plan and not opts.calib:
         raise QuantuneError("calibration data is required (or a saved plan to re-apply)")
+    if opts.verify and not opts.calib:
+        raise QuantuneError("--verify runs calibration samples on the device: give --calib DIR")
     if opts.objective != "accuracy" and not opts.plan:
         check_probe_target(opts.target or get_target("host"), _estimator(opts))
 
@@ -239,6 +244,14 @@ def run_job(
     if build and opts.target is None:
         raise QuantuneError("no target given")
     _check_options(opts)
+    device = verify_device(opts.target) if build and opts.verify and opts.target else None
+    if (
+        build
+        and opts.target
+        and opts.target.driver == "vulkan"
+        and opts.target.vulkan_storage == "i8"
+    ):
+        check_i8_storage(opts.target)
     model = import_onnx(opts.model, opts.input_shapes)
     layers = layer_table(model)
     analysis: Analysis | None = None
@@ -251,14 +264,24 @@ def run_job(
 
     files: dict[str, bytes | str] = {}
     latency: tuple[float, float] | None = None
+    verification: Verification | None = None
     unit = "ms"
     if build:
         assert opts.target is not None
         engine = Engine(model, opts.target)
         vmfb, plan = build_with_fallbacks(engine, plan)
         files[paths["vmfb"]] = vmfb
+        if device is not None:
+            assert opts.calib is not None
+            samples = iter_samples(opts.calib, model.inputs, opts.preprocess, opts.calib_limit)
+            verification = verify_build(model, plan, opts.target, vmfb, samples, device)
         files[paths["sidecar"]] = report.sidecar_json(
-            model, plan, opts.target, hashlib.sha256(vmfb).hexdigest(), opts.preprocess
+            model,
+            plan,
+            opts.target,
+            hashlib.sha256(vmfb).hexdigest(),
+            opts.preprocess,
+            verification,
         )
         if speeds:
             assert opts.calib is not None
@@ -276,6 +299,7 @@ def run_job(
         latency=latency,
         latency_unit=unit,
         target_name=opts.target.name if opts.target else "",
+        verification=verification,
     )
     files[paths["plan"]] = plan_to_json(plan, report.TOOL)
     files[paths["report_md"]] = report.report_markdown(outcome)

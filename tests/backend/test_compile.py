@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quantune_iree.backend.compile import compile_vmfb, lost_sign_extensions
+from quantune_iree.backend.compile import compile_vmfb, lost_sign_extensions, subgroup_sizes
 from quantune_iree.backend.runtime import Runner, run_module_cli
 from quantune_iree.backend.targets import get_target
 from quantune_iree.errors import QuantuneError
@@ -64,3 +64,11 @@ def test_the_i32_storage_layer_runs_on_lavapipe_like_the_cpu(tmp_path) -> None: 
     (tmp_path / "vk.vmfb").write_bytes(vk)
     got = run_module_cli(str(tmp_path / "vk.vmfb"), "main", inputs, 1, driver="vulkan")[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("vulkan_target", "sizes"),
+    [("llvmpipe", (8,)), ("valhall4", (16,)), ("ampere", (32,)), ("rdna3", (32, 64))],
+)
+def test_subgroup_sizes_are_read_from_the_target(vulkan_target: str, sizes: tuple) -> None:
+    assert subgroup_sizes(get_target("vulkan", vulkan_target=vulkan_target)) == sizes

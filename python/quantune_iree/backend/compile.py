@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import re
 import subprocess
 import tempfile
 
@@ -127,3 +128,38 @@ def compile_vmfb(
         if check:
             _checked(target, dump, what)
         return vmfb
+
+
+_PROBE = """
+func.func @probe(%a: tensor<64x64xf32>, %b: tensor<64x64xf32>) -> tensor<64x64xf32> {
+  %e = tensor.empty() : tensor<64x64xf32>
+  %z = arith.constant 0.0 : f32
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x64xf32>) -> tensor<64x64xf32>
+  %m = linalg.matmul ins(%a, %b : tensor<64x64xf32>, tensor<64x64xf32>)
+                     outs(%f : tensor<64x64xf32>) -> tensor<64x64xf32>
+  return %m : tensor<64x64xf32>
+}
+"""
+
+
+def subgroup_sizes(target: Target) -> tuple[int, ...]:
+    """The subgroup sizes IREE builds `target`'s Vulkan kernels for (its target description's
+    `subgroup_size_choices`), read from a small probe build."""
+    with tempfile.TemporaryDirectory(prefix="quantune-subgroup-") as tmp:
+        src, dump = os.path.join(tmp, "probe.mlir"), os.path.join(tmp, "dump")
+        with open(src, "w") as f:
+            f.write(_PROBE)
+        proc = subprocess.run(
+            [_compile_tool(), *target.flags, *_check_flags(target, dump), src, "-o", os.devnull],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise _compile_error(proc.stderr, target, "a subgroup-size probe")
+        sizes: set[int] = set()
+        for root, _, files in os.walk(dump):
+            for name in files:
+                with open(os.path.join(root, name), errors="replace") as f:
+                    for m in re.finditer(r"subgroup_size_choices = \[([0-9, ]+)\]", f.read()):
+                        sizes.update(int(x) for x in m.group(1).split(","))
+        return tuple(sorted(sizes))

@@ -59,13 +59,32 @@ class Runner:
         except (KeyError, AttributeError):
             raise QuantuneError(f"the vmfb has no function '{function}'") from None
         self.invocations = 0
+        self._staged = driver == "vulkan"
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         self.invocations += 1
         results = self._fn(*inputs)
         if not isinstance(results, (tuple, list)):
             results = (results,)
+        if self._staged:
+            return [self._download(r) for r in results]
         return [np.array(r.to_host(), copy=True) for r in results]
+
+    def _download(self, array: rt.DeviceArray) -> np.ndarray:
+        """A Vulkan result, copied on the device's queue into a host-visible buffer and read
+        from there: `to_host()` imports numpy's memory into Vulkan, which drivers refuse unless
+        it is page-aligned (lavapipe: minImportedHostPointerAlignment 4096)."""
+        device = self._ctx.config.device
+        source = array._buffer_view.get_buffer()
+        staging = device.allocator.allocate_buffer(
+            memory_type=int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+            allowed_usage=int(rt.BufferUsage.TRANSFER | rt.BufferUsage.MAPPING),
+            allocation_size=source.byte_length(),
+        )
+        done = rt.HalFence.create_at(device.create_semaphore(0), 1)
+        device.queue_copy(source, staging, [], done)
+        done.wait()
+        return np.array(staging.map().asarray(array.shape, array.dtype), copy=True)
 
 
 def runtime_tool(name: str = "iree-run-module") -> str:

@@ -21,6 +21,9 @@ _LLVM_CPU = (
 # Vulkan: a target with Int8 and 8-bit storage. The default (Mali Valhall, common on embedded
 # boards and phones) can be overridden; `llvmpipe` is Mesa's CPU driver (lavapipe), for tests.
 DEFAULT_VULKAN_TARGET = "valhall4"
+# How Vulkan builds store int8 layers' integers: i32 by default, i8 only behind a probe
+# (backend/storage_probe.py) while IREE's SPIR-V loses the sign extension of packed i8.
+VULKAN_STORAGES = ("i32", "i8")
 VULKAN_TARGETS = ("valhall4", "valhall", "mali-g57", "mali-g78", "ampere", "rdna3", "llvmpipe")
 
 # CPU names we map to an aarch64 triple; anything else is taken as an x86-64 CPU.
@@ -89,12 +92,12 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
     depthwise ones (IREE's u8 x s8 `vpdpbusd` kernels): 1x1 convs as matmuls over pixels, other
     convs through im2col; depthwise convs channels-last in i8. x86 without VNNI: i8; 1x1 and
     depthwise convs channels-last, kxk convs named (IREE's channels-last + im2col + microkernels).
-    All use the reciprocal quantize. Vulkan: the named op on i32 storage (IREE 3.13's SPIR-V
-    loses the sign extension of i8 loaded several at a time). Anything else (the iree preset),
-    and the matmuls (u8 x s8 matrix-vector products do not compile in IREE 3.13): the named op
-    on i8, quantized by division under the iree preset."""
+    All use the reciprocal quantize. Vulkan: the named op on the target's storage, i32 unless
+    asked otherwise (IREE 3.13's SPIR-V loses the sign extension of packed i8). Anything else
+    (the iree preset), and the matmuls (u8 x s8 matrix-vector products do not compile in
+    IREE 3.13): the named op on i8, quantized by division under the iree preset."""
     if target.driver == "vulkan":
-        return IntegerForm("i32")
+        return IntegerForm(target.vulkan_storage)
     if target.preset != "speed" or target.isa == "generic":
         return IntegerForm()
     nchw_conv = layer.op_name in _NCHW_CONVS
@@ -162,6 +165,7 @@ def get_target(
     triple: str | None = None,
     vulkan_target: str | None = None,
     preset: str | None = None,
+    vulkan_storage: str | None = None,
 ) -> Target:
     """host: llvm-cpu for this machine. llvm-cpu: a named CPU (and triple). vulkan: SPIR-V.
     `preset` (default: speed on CPUs, iree on Vulkan) picks a measured flag set and the
@@ -176,8 +180,21 @@ def get_target(
         if preset == "speed":
             raise QuantuneError(f"preset 'speed' is for CPU targets; target {name} has none yet")
         vt = vulkan_target or DEFAULT_VULKAN_TARGET
+        storage = vulkan_storage or "i32"
+        if storage not in VULKAN_STORAGES:
+            raise QuantuneError(
+                f"unknown Vulkan storage '{storage}'; known: {', '.join(VULKAN_STORAGES)}"
+            )
         flags = ("--iree-hal-target-device=vulkan", f"--iree-vulkan-target={vt}")
-        return Target(f"vulkan-{vt}", "vulkan", flags + tuple(extra_flags), preset="iree")
+        return Target(
+            f"vulkan-{vt}",
+            "vulkan",
+            flags + tuple(extra_flags),
+            preset="iree",
+            vulkan_storage=storage,
+        )
+    if vulkan_storage is not None:
+        raise QuantuneError("--vulkan-storage is for Vulkan targets only")
     if name == "host":
         isa, cpu_flags = host_isa(), ("--iree-llvmcpu-target-cpu=host",)
     elif name == "llvm-cpu":

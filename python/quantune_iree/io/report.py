@@ -25,6 +25,7 @@ from ..model.results import (
     RankedLayer,
     Selection,
     TensorStats,
+    Verification,
     format_cost,
 )
 from ..model.target import Target
@@ -237,8 +238,9 @@ def sidecar_json(
     target: Target,
     vmfb_sha256: str,
     preprocess: Preprocess | None,
+    verification: Verification | None = None,
 ) -> str:
-    """What an app needs to call the vmfb, and how it was made."""
+    """What an app needs to call the vmfb, and how it was made (and checked)."""
 
     def spec(s: TensorSpec) -> dict[str, object]:
         return {"name": s.name, "shape": list(s.shape), "dtype": s.dtype}
@@ -260,11 +262,19 @@ def sidecar_json(
                     "isa": target.isa,
                     # The FP32 convs went channels-last before compiling (quantune's own pass).
                     "channels_last": target.channels_last,
+                    **(
+                        {"vulkan_storage": target.vulkan_storage}
+                        if target.driver == "vulkan"
+                        else {}
+                    ),
                 },
                 "inputs": [spec(s) for s in model.inputs],
                 "outputs": [spec(s) for s in model.outputs],
                 "preprocessing": None if preprocess is None else dataclasses.asdict(preprocess),
                 "plan": json.loads(plan_to_json(plan, TOOL)),
+                "verification": None
+                if verification is None
+                else {"passed": True, "summary": verification_text(verification)},
             },
             indent=1,
         )
@@ -321,7 +331,27 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
                 f"({fp32_c / plan_c:.2f}x FP32's speed)",
             )
         )
+    if outcome.verification is not None:
+        facts.append(("verification", verification_text(outcome.verification)))
     return facts
+
+
+def verification_text(v: Verification) -> str:
+    head = (
+        f"on {v.device}, {v.samples} samples: outputs {v.output_sqnr_db:.1f} dB against the host "
+        f"build of this plan, top-1 the same on {v.top1_same} of {v.samples}"
+    )
+    if v.outputs_agree:
+        return f"{head} (>= {v.threshold_db:.0f} dB: passed)"
+    worst = min(v.layers, key=lambda c: c.local_db)
+    drift = next((c for c in v.layers if c.vs_host_db < v.threshold_db), v.layers[-1])
+    return (
+        f"{head}; every layer gives >= {v.threshold_db:.0f} dB against the host's result for "
+        f"its own input on the device (worst: layer {worst.layer_id}, {worst.local_db:.1f} dB), "
+        f"so no layer is miscompiled: the runs drift apart from layer {drift.layer_id} "
+        f"('{drift.label}', {drift.precision}, {drift.vs_host_db:.1f} dB), where device and "
+        "host FP32 rounding differences cross INT8 rounding steps (passed, layer by layer)"
+    )
 
 
 def report_markdown(outcome: JobOutcome) -> str:

@@ -155,6 +155,36 @@ class KindSpeed:
 
 
 @dataclass(frozen=True)
+class LayerCheck:
+    """One layer of a verified Vulkan build, on the sample where its outputs differed most."""
+
+    layer_id: int
+    label: str
+    precision: str
+    # The device's layer output against the host's result of this layer alone on the device's
+    # own input to it: whether the layer computes correctly (nan: not checked alone).
+    local_db: float
+    # The device's layer output against the host build's: where the two runs drift apart.
+    vs_host_db: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A Vulkan build run on this machine's Vulkan device against the host build of its plan."""
+
+    device: str
+    samples: int
+    output_sqnr_db: float  # the worst sample's, device against host
+    top1_same: int  # samples whose first output has the same argmax on both
+    threshold_db: float
+    layers: tuple[LayerCheck, ...] = ()  # checked layer by layer when the outputs differ
+
+    @property
+    def outputs_agree(self) -> bool:
+        return self.output_sqnr_db >= self.threshold_db and self.top1_same == self.samples
+
+
+@dataclass(frozen=True)
 class JobOutcome:
     """What a compile or analyze job found, for the reports (everything but the file list)."""
 
@@ -166,3 +196,4 @@ class JobOutcome:
     latency: tuple[float, float] | None = None  # (plan, FP32) cost on the target
     latency_unit: str = "ms"
     target_name: str = ""
+    verification: Verification | None = None  # --verify of a Vulkan build

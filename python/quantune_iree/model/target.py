@@ -40,3 +40,4 @@ class Target:
     preset: str = "iree"
     isa: str = "generic"  # one of ISAS: picks the integer forms under the speed preset
     channels_last: bool = False  # float convs rewritten channels-last (quantune-channels-last)
+    vulkan_storage: str = "i32"  # Vulkan: the storage of every int8 layer (i32 or i8)
