@@ -67,6 +67,33 @@ def test_bad_arrays(tmp_path, array: np.ndarray, message: str) -> None:
         list(iter_samples(str(tmp_path), (TensorSpec("x", (1, 4), "float32"),)))
 
 
+def test_one_file_is_calibration_data_too(tmp_path) -> None:
+    spec = (TensorSpec("x", (1, 4), "float32"),)
+    np.save(tmp_path / "a.npy", np.ones((5, 1, 4), np.float32))
+    assert len(list(iter_samples(str(tmp_path / "a.npy"), spec))) == 5
+    np.savez(tmp_path / "b.npz", x=np.zeros((1, 4), np.float32))
+    assert len(list(iter_samples(str(tmp_path / "b.npz"), spec))) == 1
+    (tmp_path / "c.txt").write_text("1 2 3 4")
+    with pytest.raises(QuantuneError, match="not calibration data"):
+        iter_samples(str(tmp_path / "c.txt"), spec)
+
+
+def test_samples_stacked_on_the_batch_axis_of_a_batch_1_model(tmp_path) -> None:
+    """(64, 3, 8, 8) for a (1, 3, 8, 8) input: 64 samples, and a note says so."""
+    stacked = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "batch.npy", stacked)
+    notes: list[str] = []
+    samples = list(iter_samples(str(tmp_path / "batch.npy"), IMG_INPUT, notes=notes))
+    assert len(samples) == 6 and samples[2][0].shape == (1, 3, 8, 8)
+    np.testing.assert_array_equal(samples[2][0][0], stacked[2])
+    assert notes == [
+        f"{tmp_path / 'batch.npy'}: 6 samples stacked on the batch axis of a batch-1 input"
+    ]
+    np.save(tmp_path / "batch.npy", stacked[:, :, :7])  # not the input's shape after all
+    with pytest.raises(QuantuneError, match="does not match model input"):
+        list(iter_samples(str(tmp_path / "batch.npy"), IMG_INPUT))
+
+
 def test_empty_missing_and_mixed_folders(tmp_path) -> None:
     with pytest.raises(QuantuneError, match="no calibration data"):
         iter_samples(str(tmp_path), IMG_INPUT)

@@ -63,21 +63,38 @@ def test_unsupported_op_names_node_and_op(tmp_path) -> None:
         import_onnx(path)
 
 
-def test_dynamic_shape_needs_input_shape(tmp_path) -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+def _dynamic(tmp_path, dims: list) -> str:  # noqa: ANN001
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
     model = helper.make_model(
         helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y]),
         opset_imports=[helper.make_opsetid("", 17)],
     )
     path = tmp_path / "dyn.onnx"
     onnx.save(model, str(path))
-    with pytest.raises(
-        QuantuneError, match=r"'x' has dynamic shape \['batch', 4\]; .*--input-shape"
-    ):
-        import_onnx(str(path))
-    imported = import_onnx(str(path), {"x": (2, 4)})
+    return str(path)
+
+
+def test_an_unknown_batch_is_taken_as_1_with_a_note(tmp_path) -> None:
+    """NHWC too: the note (and any hint) shows the model's own shape, never a stock one."""
+    imported = import_onnx(_dynamic(tmp_path, ["batch", 224, 224, 3]))
+    assert imported.inputs[0].shape == (1, 224, 224, 3)
+    assert imported.outputs[0].shape == (1, 224, 224, 3)
+    assert imported.notes == (
+        "input 'x': unknown batch dimension 'batch' taken as 1 (--input-shape x=1,224,224,3 "
+        "is the same; change it there)",
+    )
+    imported = import_onnx(_dynamic(tmp_path, ["batch", 4]), {"x": (2, 4)})
     assert imported.inputs[0].shape == (2, 4) and imported.outputs[0].shape == (2, 4)
+    assert imported.notes == ()
+
+
+def test_other_dynamic_dimensions_need_a_shape(tmp_path) -> None:
+    with pytest.raises(
+        QuantuneError,
+        match=r"'x' has dynamic shape \[1, 'h', 'w', 3\]; .*--input-shape x=1,<h>,<w>,3 ",
+    ):
+        import_onnx(_dynamic(tmp_path, [1, "h", "w", 3]))
 
 
 def test_real_models_import() -> None:

@@ -100,7 +100,9 @@ def open_arrays(path: str) -> np.ndarray | np.lib.npyio.NpzFile:
         raise QuantuneError(f"{path}: cannot read array file ({exc})") from None
 
 
-def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.ndarray]]:
+def _array_samples(
+    path: str, inputs: Sequence[TensorSpec], notes: list[str] | None
+) -> Iterator[list[np.ndarray]]:
     loaded = open_arrays(path)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
@@ -117,21 +119,55 @@ def _array_samples(path: str, inputs: Sequence[TensorSpec]) -> Iterator[list[np.
                 f"{path}: a .npy holds one array, the model has {len(inputs)} inputs"
             )
         arrays = [loaded]
-    # A leading extra dimension means several samples in one file.
-    if all(a.ndim == len(s.shape) + 1 for a, s in zip(arrays, inputs, strict=True)):
-        counts = {a.shape[0] for a in arrays}
-        if len(counts) != 1:
-            raise QuantuneError(f"{path}: arrays hold different numbers of samples")
-        for i in range(counts.pop()):
-            yield [_check(path, s, a[i]) for a, s in zip(arrays, inputs, strict=True)]
+    yield from split_samples(path, arrays, inputs, notes)
+
+
+def _stacked_on_batch(a: np.ndarray, spec: TensorSpec) -> bool:
+    """Several samples along the batch axis of a batch-1 input: (N, C, H, W) for (1, C, H, W)."""
+    return (
+        a.ndim == len(spec.shape) >= 1
+        and spec.shape[0] == 1
+        and a.shape[0] > 1
+        and tuple(a.shape[1:]) == spec.shape[1:]
+    )
+
+
+def split_samples(
+    where: str,
+    arrays: Sequence[np.ndarray],
+    inputs: Sequence[TensorSpec],
+    notes: list[str] | None = None,
+) -> Iterator[list[np.ndarray]]:
+    """The samples in one array per model input: a sample itself, several along a leading extra
+    axis, or (for batch-1 inputs) several stacked on the batch axis, which `notes` records."""
+    pairs = list(zip(arrays, inputs, strict=True))
+    if all(a.ndim == len(s.shape) + 1 for a, s in pairs):
+        parts = [[a[i] for i in range(a.shape[0])] for a, _ in pairs]
+    elif all(_stacked_on_batch(a, s) for a, s in pairs):
+        parts = [[a[i : i + 1] for i in range(a.shape[0])] for a, _ in pairs]
+        if notes is not None:
+            note = f"{where}: {len(parts[0])} samples stacked on the batch axis of a batch-1 input"
+            if note not in notes:
+                notes.append(note)
     else:
-        yield [_check(path, s, a) for a, s in zip(arrays, inputs, strict=True)]
+        parts = [[a] for a, _ in pairs]
+    if len({len(p) for p in parts}) != 1:
+        raise QuantuneError(f"{where}: arrays hold different numbers of samples")
+    for i in range(len(parts[0])):
+        yield [_check(where, s, p[i]) for p, (_, s) in zip(parts, pairs, strict=True)]
 
 
 def calibration_files(folder: str) -> list[str]:
-    """Sorted data files of a calibration folder; refuses a missing, empty or mixed folder."""
+    """Sorted data files of a calibration folder (or the one file given: an image or a
+    .npy/.npz); refuses a missing, empty or mixed folder."""
+    if os.path.isfile(folder):
+        if not folder.lower().endswith(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS):
+            raise QuantuneError(
+                f"{folder}: not calibration data (expected a folder, an image or a .npy/.npz)"
+            )
+        return [folder]
     if not os.path.isdir(folder):
-        raise QuantuneError(f"{folder}: calibration folder does not exist")
+        raise QuantuneError(f"{folder}: calibration data does not exist (a folder or a file)")
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
     files = [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
     images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
@@ -147,15 +183,20 @@ def calibration_files(folder: str) -> list[str]:
 
 
 def iter_samples(
-    folder: str,
+    folder: str | Sequence[Sequence[np.ndarray]],
     inputs: Sequence[TensorSpec],
     preprocess: Preprocess | None = None,
     limit: int | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[list[np.ndarray]]:
-    """One list of input arrays per sample, in file-name order.
+    """One list of input arrays per sample, in file-name order; `folder` may also be one file,
+    or samples already in memory (lists of arrays in input order, as `api` makes them).
 
     The folder and the image/input compatibility are checked now; each file when it is read.
+    Array files may stack samples (see split_samples); `notes` collects what was assumed.
     """
+    if not isinstance(folder, str):
+        return iter(list(folder)[:limit])
     files = calibration_files(folder)
     is_images = files[0].lower().endswith(IMAGE_EXTENSIONS)
     if is_images:
@@ -172,11 +213,15 @@ def iter_samples(
                 f"model input '{inputs[0].name}' has shape {inputs[0].shape}; images preprocessed "
                 f"with crop {spec.crop} and layout {spec.layout} give {expected}"
             )
-    return _generate(files, inputs, spec if is_images else None, limit)
+    return _generate(files, inputs, spec if is_images else None, limit, notes)
 
 
 def _generate(
-    files: Sequence[str], inputs: Sequence[TensorSpec], spec: Preprocess | None, limit: int | None
+    files: Sequence[str],
+    inputs: Sequence[TensorSpec],
+    spec: Preprocess | None,
+    limit: int | None,
+    notes: list[str] | None,
 ) -> Iterator[list[np.ndarray]]:
     is_images = spec is not None
     produced = 0
@@ -187,8 +232,49 @@ def _generate(
             yield [_check(path, inputs[0], load_image(path, spec))]
             produced += 1
         else:
-            for sample in _array_samples(path, inputs):
+            for sample in _array_samples(path, inputs, notes):
                 if limit is not None and produced >= limit:
                     return
                 yield sample
                 produced += 1
+
+
+def samples_in_memory(
+    data: object, inputs: Sequence[TensorSpec], notes: list[str] | None = None
+) -> list[list[np.ndarray]]:
+    """Calibration data held in Python, as the peers take it, checked into samples: an array
+    (a single-input model), a dict of arrays by input name, or an iterable of those (or of
+    lists of arrays in input order), an onnxruntime CalibrationDataReader (`get_next()` until
+    None) or an nncf.Dataset (`get_inference_data()`). Each array may hold one sample or stack
+    several (see split_samples)."""
+    if hasattr(data, "get_inference_data"):
+        data = data.get_inference_data()
+    if hasattr(data, "get_next"):
+        reader = data
+        data = iter(reader.get_next, None)
+    items = [data] if isinstance(data, (np.ndarray, dict)) else data
+    if not hasattr(items, "__iter__"):
+        raise QuantuneError(
+            f"calibration data of type {type(data).__name__}: expected a folder or file path, "
+            "an array, a dict of arrays or an iterable of them"
+        )
+    samples: list[list[np.ndarray]] = []
+    for k, item in enumerate(items):  # type: ignore[arg-type]
+        where = f"calibration item {k}"
+        if isinstance(item, dict):
+            missing = [s.name for s in inputs if s.name not in item]
+            if missing:
+                raise QuantuneError(f"{where}: no array for input {', '.join(missing)}")
+            arrays = [np.asarray(item[s.name]) for s in inputs]
+        elif isinstance(item, (list, tuple)):
+            arrays = [np.asarray(a) for a in item]
+        else:
+            arrays = [np.asarray(item)]
+        if len(arrays) != len(inputs):
+            raise QuantuneError(
+                f"{where}: {len(arrays)} arrays for a model with {len(inputs)} inputs"
+            )
+        samples.extend(split_samples(where, arrays, inputs, notes))
+    if not samples:
+        raise QuantuneError("no calibration data (the iterable was empty)")
+    return samples

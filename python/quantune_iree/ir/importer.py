@@ -126,9 +126,10 @@ def _dims(name: str, t: onnx.TypeProto) -> list[int | str]:
 def _spec(value: onnx.ValueInfoProto, path: str) -> TensorSpec:
     dims = _dims(value.name, value.type)
     if any(not isinstance(d, int) or d <= 0 for d in dims):
+        example = ",".join(str(d) if isinstance(d, int) and d > 0 else f"<{d}>" for d in dims)
         raise QuantuneError(
             f"{path}: '{value.name}' has dynamic shape {dims}; give it a static shape "
-            f"(input_shapes, or --input-shape {value.name}=1,3,224,224 for example)",
+            f"(input_shapes, or --input-shape {value.name}={example} with numbers for the <>)",
             file=path,
         )
     if int(np.prod(dims, dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
@@ -160,6 +161,32 @@ def _apply_input_shapes(
             d.dim_value = int(v)
 
 
+def _default_batch(
+    model: onnx.ModelProto, given: Mapping[str, Sequence[int]], path: str
+) -> list[str]:
+    """Takes an unknown leading (batch) dimension of an input as 1 when no shape was given for
+    it and every other dimension is known; returns a note per input so changed."""
+    initializers = {t.name for t in model.graph.initializer}
+    notes = []
+    for value in model.graph.input:
+        if value.name in initializers or value.name in given:
+            continue
+        if not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        known = [d.HasField("dim_value") and d.dim_value > 0 for d in dims]
+        if len(dims) >= 2 and not known[0] and all(known[1:]):
+            name = dims[0].dim_param or "?"
+            dims[0].Clear()
+            dims[0].dim_value = 1
+            shape = ",".join(str(d.dim_value) for d in dims)
+            notes.append(
+                f"input '{value.name}': unknown batch dimension '{name}' taken as 1 "
+                f"(--input-shape {value.name}={shape} is the same; change it there)"
+            )
+    return notes
+
+
 def import_onnx(
     path: str, input_shapes: Mapping[str, Sequence[int]] | None = None
 ) -> ImportedModel:
@@ -168,6 +195,7 @@ def import_onnx(
     check_memory(model, path)
     if input_shapes:
         _apply_input_shapes(model, input_shapes, path)
+    notes = _default_batch(model, input_shapes or {}, path)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
@@ -217,4 +245,5 @@ def import_onnx(
         outputs=outputs,
         node_ops=node_ops,
         function=model.graph.name,
+        notes=tuple(notes),
     )

@@ -27,3 +27,4 @@ class ImportedModel:
     outputs: tuple[TensorSpec, ...]
     node_ops: Mapping[str, str]  # ONNX node name → op type
     function: str  # the entry function (named after the ONNX graph)
+    notes: tuple[str, ...] = ()  # what the import assumed (e.g. a dynamic batch taken as 1)
