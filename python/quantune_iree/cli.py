@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from .cli_args import PREPROCESS_PRESETS, parse_arguments
@@ -29,10 +30,20 @@ def _preprocess(args: argparse.Namespace):  # noqa: ANN202 - returns dataset.Pre
     return dataclasses.replace(base, **overrides)
 
 
+PROGRESS_EVERY_S = 10.0
+_last_line: dict[str, float] = {}
+
+
 def _pass_progress(label: str, n: int) -> None:
-    """The progress line of an inference pass; only on a terminal."""
+    """The progress of an inference pass: one updated line on a terminal; elsewhere (CI logs,
+    pipes) a line when a pass starts and then every PROGRESS_EVERY_S seconds."""
     if sys.stderr.isatty():
         print(f"\r{label}: {n} samples", end="", file=sys.stderr, flush=True)
+        return
+    now = time.monotonic()
+    if n <= 1 or label not in _last_line or now - _last_line[label] >= PROGRESS_EVERY_S:
+        _last_line[label] = now
+        print(f"{label}: {n} samples", file=sys.stderr, flush=True)
 
 
 def _end_progress() -> None:
@@ -131,20 +142,12 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
     )
 
 
-def _cmd_compile(args: argparse.Namespace) -> int:
+def _target(args: argparse.Namespace):  # noqa: ANN202 - model.target.Target
     from .backend.targets import get_target
-    from .job import run_job
 
-    if not args.output.endswith(".vmfb"):
-        raise QuantuneError(f"{args.output}: the output must end in .vmfb")
     if args.target_cpu and args.target == "vulkan":
         raise QuantuneError("--target-cpu and --target vulkan conflict: choose one target")
-    if args.objective != "accuracy" and args.target_cpu not in (None, "cortex-a53"):
-        raise QuantuneError(
-            f"--objective {args.objective} times INT8 against FP32 on this machine (--target "
-            "host) or estimates it for --target-cpu cortex-a53 (--a53est)"
-        )
-    target = get_target(
+    return get_target(
         args.target,
         args.iree_flag,
         cpu=args.target_cpu,
@@ -153,7 +156,65 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         preset=args.preset,
         vulkan_storage=args.vulkan_storage,
     )
-    result = run_job(_job_options(args, target), build=True, progress=_pass_progress)
+
+
+def _cmd_opt(args: argparse.Namespace) -> int:
+    from .io.output import check_writable, write_atomic
+    from .ir import session as ir_session
+    from .model.plan import plan_from_json
+    from .toolchain import iree_flags, opt
+
+    target = _target(args)
+    if args.print_iree_flags:
+        print(" ".join(iree_flags(target)))
+        return 0
+    if args.plan is None and args.taps is None:
+        raise QuantuneError("opt needs --plan PLAN.json and/or --taps: nothing to do")
+    if args.output != "-":
+        check_writable(args.output)
+    plan = None
+    if args.plan:
+        try:
+            with open(args.plan) as f:
+                plan = plan_from_json(f.read(), args.plan)
+        except OSError as exc:
+            raise QuantuneError(f"{args.plan}: cannot read plan ({exc.strerror})") from None
+    if args.input == "-":
+        data, source = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            with open(args.input, "rb") as f:
+                data, source = f.read(), args.input
+        except OSError as exc:
+            raise QuantuneError(f"{args.input}: cannot read ({exc.strerror})") from None
+    bytecode, _ = opt(data, plan, target=target, taps=args.taps, source=source)
+    if args.emit_bytecode:
+        out: bytes | str = bytecode
+    else:
+        module = ir_session.parse_module(ir_session.new_session(), bytecode)
+        out = module.operation.get_asm(enable_debug_info=True, large_elements_limit=None)
+    if args.output == "-":
+        if isinstance(out, bytes):
+            sys.stdout.buffer.write(out)
+        else:
+            sys.stdout.write(out)
+        sys.stdout.flush()
+    else:
+        write_atomic(args.output, out)
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .job import run_job
+
+    if not args.output.endswith(".vmfb"):
+        raise QuantuneError(f"{args.output}: the output must end in .vmfb")
+    if args.objective != "accuracy" and args.target_cpu not in (None, "cortex-a53"):
+        raise QuantuneError(
+            f"--objective {args.objective} times INT8 against FP32 on this machine (--target "
+            "host) or estimates it for --target-cpu cortex-a53 (--a53est)"
+        )
+    result = run_job(_job_options(args, _target(args)), build=True, progress=_pass_progress)
     _end_progress()
     print(result.summary)
     return 0
@@ -189,6 +250,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "layers": _cmd_layers,
     "calibrate": _cmd_calibrate,
     "compile": _cmd_compile,
+    "opt": _cmd_opt,
     "analyze": _cmd_analyze,
     "run": _cmd_run,
     "zoo": _cmd_zoo,

@@ -109,36 +109,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _add_model(p)
     _add_calib(p, required=False)
     _add_plan_options(p)
-    g = p.add_argument_group("target")
-    g.add_argument(
-        "--target",
-        choices=NAMED_TARGETS,
-        default="host",
-        help="host: llvm-cpu for this machine (default); vulkan: SPIR-V",
-    )
-    g.add_argument(
-        "--target-cpu",
-        metavar="CPU",
-        help="llvm-cpu for this CPU, e.g. cortex-a53 (aarch64) or skylake",
-    )
-    g.add_argument(
-        "--target-triple",
-        metavar="TRIPLE",
-        help="LLVM triple for --target-cpu (default: aarch64-linux-gnu for ARM CPUs)",
-    )
-    g.add_argument(
-        "--vulkan-target",
-        metavar="NAME",
-        help=f"IREE Vulkan target (default {DEFAULT_VULKAN_TARGET}; llvmpipe = lavapipe)",
-    )
-    g.add_argument(
-        "--vulkan-storage",
-        choices=VULKAN_STORAGES,
-        default=None,
-        help="how Vulkan builds store int8 layers' integers: i32 (default; IREE 3.13's SPIR-V "
-        "drops the sign extension of packed i8, llvm/llvm-project#199243) or i8 (4x fewer "
-        "bytes; refused until a probe build shows the bug fixed)",
-    )
+    _add_target(p)
+    g = p.add_argument_group("checks")
     g.add_argument(
         "--verify",
         action="store_true",
@@ -146,21 +118,43 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "build of the same plan (calibration samples; layer by layer when outputs differ) "
         "before writing anything; the device's subgroup size must be the target's",
     )
-    g.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default=None,
-        help="speed (the default on CPUs): measured flags and integer forms per CPU family "
-        "(docs/results/speed.md); iree: IREE's own flags and the plain integer form",
-    )
-    g.add_argument(
-        "--iree-flag",
-        action="append",
-        default=[],
-        metavar="FLAG",
-        help="extra iree-compile flag, passed through (repeatable)",
-    )
     p.add_argument("-o", "--output", required=True, help="the .vmfb to write")
+
+    p = sub.add_parser(
+        "opt",
+        help="apply a plan (and/or taps) to MLIR from iree-import-onnx or iree-turbine, for "
+        "iree-compile",
+        description="Reads MLIR (text or bytecode; torch dialect as iree-import-onnx writes it, "
+        "or IREE input-phase linalg), lowers it to IREE's input phase, rewrites the plan's int8 "
+        "layers into integer compute in the target's integer forms (quantune-quantize-layers) "
+        "and/or adds taps (quantune-insert-taps), and writes input-phase MLIR. Compile it with "
+        "`iree-compile $(quantune-iree opt --print-iree-flags [target options]) -`. Layers are "
+        "matched to the plan by position (op order) and, where the MLIR's locations carry ONNX "
+        "node names, by name too.",
+    )
+    p.add_argument("input", nargs="?", default="-", help="MLIR file, or - for stdin (default)")
+    p.add_argument(
+        "--plan",
+        metavar="PLAN.json",
+        help="a plan written by `quantune-iree compile` or `analyze` for the ONNX model this MLIR "
+        "was imported from: its int8 layers (with their activation and weight scales) become "
+        "integer compute, its fp32 layers are left alone",
+    )
+    p.add_argument(
+        "--taps",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="also return these layers' inputs and outputs as extra results (no ID: all)",
+    )
+    _add_target(p)
+    p.add_argument(
+        "--print-iree-flags",
+        action="store_true",
+        help="print the iree-compile flags for this target's output and exit",
+    )
+    p.add_argument("--emit-bytecode", action="store_true", help="write MLIR bytecode, not text")
+    p.add_argument("-o", "--output", default="-", help="MLIR to write, or - for stdout (default)")
 
     p = sub.add_parser("analyze", help="sensitivity analysis and report, no build")
     _add_model(p)
@@ -202,6 +196,53 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("-o", "--output", help="write the outputs to this .npz")
     return parser.parse_args(argv)
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target")
+    g.add_argument(
+        "--target",
+        choices=NAMED_TARGETS,
+        default="host",
+        help="host: llvm-cpu for this machine (default); vulkan: SPIR-V",
+    )
+    g.add_argument(
+        "--target-cpu",
+        metavar="CPU",
+        help="llvm-cpu for this CPU, e.g. cortex-a53 (aarch64) or skylake",
+    )
+    g.add_argument(
+        "--target-triple",
+        metavar="TRIPLE",
+        help="LLVM triple for --target-cpu (default: aarch64-linux-gnu for ARM CPUs)",
+    )
+    g.add_argument(
+        "--vulkan-target",
+        metavar="NAME",
+        help=f"IREE Vulkan target (default {DEFAULT_VULKAN_TARGET}; llvmpipe = lavapipe)",
+    )
+    g.add_argument(
+        "--vulkan-storage",
+        choices=VULKAN_STORAGES,
+        default=None,
+        help="how Vulkan builds store int8 layers' integers: i32 (default; IREE 3.13's SPIR-V "
+        "drops the sign extension of packed i8, llvm/llvm-project#199243) or i8 (4x fewer "
+        "bytes; refused until a probe build shows the bug fixed)",
+    )
+    g.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=None,
+        help="speed (the default on CPUs): measured flags and integer forms per CPU family "
+        "(docs/results/speed.md); iree: IREE's own flags and the plain integer form",
+    )
+    g.add_argument(
+        "--iree-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra iree-compile flag, passed through (repeatable)",
+    )
 
 
 def _add_plan_options(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,15 @@ def apply_plan(
         )
     session = ir_session.new_session()
     module = ir_session.parse_module(session, model.bytecode)
+    quantize_module(module, plan, forms)
+    return ir_session.to_bytecode(module)
+
+
+def quantize_module(
+    module: object, plan: Plan, forms: Mapping[int, IntegerForm] | None = None
+) -> None:
+    """quantune-quantize-layers in place on an input-phase module (an iree.compiler.ir Module),
+    each int8 layer of `plan` in `forms[layer_id]`."""
     records = []
     for lp in plan.int8_layers:
         if lp.activation is None:
@@ -45,4 +54,3 @@ def apply_plan(
     if records:
         native.quantize_layers(module, records)
     native.verify(module)
-    return ir_session.to_bytecode(module)
