@@ -65,7 +65,7 @@ def test_greedy_keeps_only_layers_that_raise_agreement() -> None:
 def test_agreement_png_is_a_png() -> None:
     from PIL import Image
 
-    png = evaluate.agreement_png(
+    png = evaluate.agreement_png(  # now io.charts (matplotlib)
         {"combined": [(0, 75.0), (2, 82.6)], "random": [(0, 75.0)]}, "t", 53
     )
     img = Image.open(io.BytesIO(png))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import math
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from quantune_iree.algo.ranking import rank_layers
 from quantune_iree.algo.selection import fraction_k
 from quantune_iree.backend.engine import Engine, Loaded
 from quantune_iree.backend.targets import get_target
+from quantune_iree.io.charts import agreement_png
 from quantune_iree.io.dataset import PRESETS, iter_samples
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
@@ -134,50 +134,6 @@ def grid_scan(
         if len(found) == len(targets):
             break
     return {t: found.get(t, n) for t in targets}
-
-
-def agreement_png(series: dict[str, list[tuple[int, float]]], title: str, n: int) -> bytes:
-    """Agreement (%) vs number of FP32 layers, one line per ranker, drawn with Pillow."""
-    from PIL import Image, ImageDraw
-
-    w, h, left, right, top, bottom = 900, 540, 60, 230, 40, 50
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 10), title, fill="black")
-    pts = [a for s in series.values() for _, a in s]
-    lo = math.floor(min(pts + [100.0]) / 5) * 5
-    kmax = max([k for s in series.values() for k, _ in s] + [1])
-    kmax = min(n, max(8, kmax))
-
-    def xy(k: float, a: float) -> tuple[float, float]:
-        return (
-            left + (w - left - right) * math.log2(1 + k) / math.log2(1 + kmax),
-            top + (h - top - bottom) * (100 - a) / max(100 - lo, 1e-9),
-        )
-
-    d.rectangle([left, top, w - right, h - bottom], outline="black")
-    for a in range(int(lo), 101, 5):
-        y = xy(0, a)[1]
-        d.line([left, y, w - right, y], fill=(225, 225, 225))
-        d.text((10, y - 6), f"{a}%", fill="black")
-    for k in sorted({0, 1, 2, 4, 8, 16, 32, kmax}):
-        if k <= kmax:
-            x = xy(k, 100)[0]
-            d.text((x - 6, h - bottom + 6), str(k), fill="black")
-    d.text((left, h - 22), "FP32 layers (log scale)", fill="black")
-    colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
-    colors += [(140, 86, 75), (227, 119, 194), (127, 127, 127), (23, 190, 207)]
-    for j, (name, s) in enumerate(series.items()):
-        c = colors[j % len(colors)]
-        line = [xy(k, a) for k, a in sorted(s)]
-        if len(line) > 1:
-            d.line(line, fill=c, width=2)
-        for x, y in line:
-            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=c)
-        d.text((w - right + 10, top + 16 * j), name[:34], fill=c)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def evaluate_model(name: str, args: argparse.Namespace) -> None:

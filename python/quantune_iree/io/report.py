@@ -205,31 +205,11 @@ def plan_summary(plan: Plan) -> str:
     )
 
 
-def sensitivity_png(plan: Plan, width: int = 900) -> bytes:
-    """A bar chart of the combined sensitivity score per layer, in graph order; FP32 layers red,
-    INT8 blue. Drawn with Pillow (no plotting dependency)."""
-    from PIL import Image, ImageDraw
+def sensitivity_png(plan: Plan) -> bytes:
+    """The sensitivity chart (io.charts)."""
+    from .charts import sensitivity_png as chart
 
-    layers = [lp for lp in plan.layers if lp.score is not None]
-    bar, gap, left, top = 12, 3, 330, 30
-    height = top + max(1, len(layers)) * (bar + gap) + 20
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text(
-        (10, 8), "sensitivity (combined score), graph order; red = FP32, blue = INT8", fill="black"
-    )
-    scores = [lp.score or 0.0 for lp in layers]
-    hi = max(scores) if scores and max(scores) > 0 else 1.0
-    for i, lp in enumerate(layers):
-        y = top + i * (bar + gap)
-        label = f"{lp.layer_id:>3} {lp.node[-44:]}"
-        draw.text((5, y), label, fill="black")
-        length = int((width - left - 20) * max(lp.score or 0.0, 0.0) / hi)
-        color = (200, 40, 40) if lp.precision == "fp32" else (40, 90, 200)
-        draw.rectangle([left, y, left + max(length, 1), y + bar], fill=color)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    return chart(plan)
 
 
 def sidecar_json(
@@ -287,7 +267,7 @@ def sidecar_json(
 
 def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
     """(label, sentence) for what the job measured and decided, in order."""
-    facts = []
+    facts = [("note", note) for note in outcome.notes]
     a = outcome.analysis
     if a is not None:
         facts.append(
@@ -362,8 +342,9 @@ def report_markdown(outcome: JobOutcome) -> str:
     return plan_markdown(outcome.plan, header)
 
 
-def console_summary(outcome: JobOutcome, files: Sequence[str]) -> str:
+def console_summary(outcome: JobOutcome, files: Sequence[str], written: bool = True) -> str:
     lines = [f"{label}: {text}" for label, text in job_facts(outcome)]
     lines.append(plan_summary(outcome.plan))
-    lines.append("wrote " + ", ".join(sorted(files)))
+    if written:
+        lines.append("wrote " + ", ".join(sorted(files)))
     return "\n".join(lines)
