@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 
 from devset import load_imageset
+from quantune_iree.algo.metrics import ratio_spread
 from quantune_iree.backend.engine import Engine
 from quantune_iree.io.dataset import Preprocess
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.model.target import Target
-from quantune_iree.stages.speed_probe import time_calls
+from quantune_iree.stages.speed_probe import interleaved_times
 
 
 def main() -> int:
@@ -57,11 +59,13 @@ def main() -> int:
     )
     fp32 = engine.load(None)
     x = [images.inputs[0]]
-    med = time_calls({"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}, args.reps)
+    times = interleaved_times({"fp32": lambda: fp32(x), "shipped": lambda: shipped(x)}, args.reps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    spread = ratio_spread(times["fp32"], times["shipped"])
     print(
         f"speed on this host ({args.reps} interleaved runs, median; FP32 built the same way, "
         f"preset {t.get('preset', 'default')}): FP32 {med['fp32']:.1f} ms, "
-        f"this build {med['shipped']:.1f} ms ({med['fp32'] / med['shipped']:.2f}x FP32's speed)"
+        f"this build {med['shipped']:.1f} ms: {spread.describe()} FP32's speed"
     )
     return 0
 

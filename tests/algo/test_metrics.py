@@ -28,3 +28,16 @@ def test_accumulator_equals_one_shot() -> None:
 def test_top1_agreement() -> None:
     ref = np.array([[0, 1, 0], [1, 0, 0]])
     assert top1_agreement(ref, np.array([[0, 2, 1], [0, 1, 0]])) == 0.5
+
+
+def test_ratio_spread_says_when_a_speed_ratio_is_unreliable() -> None:
+    """Interleaved runs on a quiet machine agree; on a busy one the per-run ratios scatter and
+    the figure is flagged (the main job once printed 0.81x and 1.32x for the same build)."""
+    from quantune_iree.algo.metrics import ratio_spread
+
+    quiet = ratio_spread([4.0, 4.1, 3.9, 4.0, 4.2, 4.0], [3.0, 3.0, 3.1, 2.9, 3.0, 3.1])
+    assert 1.3 < quiet.median < 1.36 and quiet.reliable
+    assert quiet.describe().startswith("1.3") and "UNRELIABLE" not in quiet.describe()
+    busy = ratio_spread([4.0, 6.5, 3.9, 4.4, 7.0, 4.0], [5.0, 3.0, 4.8, 3.1, 4.9, 3.0])
+    assert not busy.reliable and "UNRELIABLE" in busy.describe()
+    assert not ratio_spread([4.0, 4.0], [3.0, 3.0]).reliable  # too few runs to say

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,3 +59,37 @@ def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     ref = np.asarray(reference).reshape(-1, np.asarray(reference).shape[-1])
     cand = np.asarray(candidate).reshape(ref.shape)
     return float(np.mean(ref.argmax(axis=-1) == cand.argmax(axis=-1)))
+
+
+# A speed ratio whose interquartile range is wider than this fraction of its median is
+# reported as unreliable (the machine was busy: other processes took the cores unevenly).
+UNRELIABLE_SPREAD = 0.25
+
+
+@dataclass(frozen=True)
+class RatioSpread:
+    """Per-run ratios of two interleaved timings (a_i / b_i): their median and quartiles."""
+
+    median: float
+    low: float  # 25th percentile
+    high: float  # 75th percentile
+    runs: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.runs >= 5 and (self.high - self.low) <= UNRELIABLE_SPREAD * self.median
+
+    def describe(self) -> str:
+        text = (
+            f"{self.median:.2f}x (middle half of {self.runs} runs {self.low:.2f}-{self.high:.2f}x)"
+        )
+        if not self.reliable:
+            text += "; UNRELIABLE: the runs disagree, the machine is busy, measure again"
+        return text
+
+
+def ratio_spread(a: Sequence[float], b: Sequence[float]) -> RatioSpread:
+    """The spread of a_i / b_i over interleaved runs i (e.g. FP32 time over INT8 time)."""
+    ratios = np.asarray(a, np.float64) / np.asarray(b, np.float64)
+    low, median, high = np.percentile(ratios, [25, 50, 75])
+    return RatioSpread(float(median), float(low), float(high), len(ratios))

@@ -27,8 +27,9 @@ from ..model.results import KindSpeed
 from ..model.target import Target
 
 
-def time_calls(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """Median milliseconds per call, the calls interleaved, after one warm-up each."""
+def interleaved_times(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+    """Milliseconds of every call, the calls interleaved (run i of each back to back), after
+    one warm-up each."""
     for call in calls.values():
         call()
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -37,7 +38,12 @@ def time_calls(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, f
             t0 = time.perf_counter()
             call()
             times[name].append(1000 * (time.perf_counter() - t0))
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
+
+
+def time_calls(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Median milliseconds per call, the calls interleaved, after one warm-up each."""
+    return {name: statistics.median(v) for name, v in interleaved_times(calls, reps).items()}
 
 
 def check_probe_target(target: Target, estimator: A53Estimator | None = None) -> None:
