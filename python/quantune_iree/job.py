@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .algo.ranking import rank_layers
 from .algo.selection import (
@@ -25,7 +25,7 @@ from .backend.storage_probe import check_i8_storage
 from .backend.targets import fp32_kinds, get_target
 from .errors import QuantuneError
 from .io import report
-from .io.dataset import Preprocess, calibration_files, iter_samples
+from .io.dataset import Preprocess, calibration_files, iter_samples, samples_in_memory
 from .io.output import check_writable, write_all_atomic
 from .ir.importer import import_onnx
 from .ir.layers import layer_table
@@ -54,7 +54,8 @@ MAX_FALLBACKS = 8
 class JobOptions:
     model: str
     output: str  # the .vmfb for compile; a path prefix for analyze
-    calib: str | None = None
+    # A folder or file of calibration data, or data in memory (io.dataset.samples_in_memory).
+    calib: str | object | None = None
     calib_limit: int | None = None
     preprocess: Preprocess | None = None
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
@@ -78,6 +79,7 @@ class JobResult:
     outcome: JobOutcome
     files: tuple[str, ...]
     summary: str
+    contents: Mapping[str, bytes | str] = field(default_factory=dict, repr=False)  # path → data
 
     @property
     def plan(self) -> Plan:
@@ -120,9 +122,9 @@ def _check_options(opts: JobOptions) -> None:
         raise QuantuneError("fp32_layers, fp32_fraction and min_sqnr conflict: give one")
     if opts.objective not in OBJECTIVES:
         raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
-    if not opts.plan and not opts.calib:
+    if not opts.plan and opts.calib is None:
         raise QuantuneError("calibration data is required (or a saved plan to re-apply)")
-    if opts.verify and not opts.calib:
+    if opts.verify and opts.calib is None:
         raise QuantuneError("--verify runs calibration samples on the device: give --calib DIR")
     if opts.objective != "accuracy" and not opts.plan:
         check_probe_target(opts.target or get_target("host"), _estimator(opts))
@@ -133,12 +135,14 @@ def _analysed_plan(
     model: ImportedModel,
     layers: Sequence[Layer],
     progress: Callable[[str, int], None] | None,
+    notes: list[str],
 ) -> tuple[Plan, Analysis, Selection, tuple[KindSpeed, ...]]:
     assert opts.calib is not None
-    calibration_files(opts.calib)  # refuse a bad folder before any work
+    if isinstance(opts.calib, str):
+        calibration_files(opts.calib)  # refuse a bad folder before any work
 
     def samples():  # noqa: ANN202 - a fresh pass over the calibration set
-        return iter_samples(opts.calib, model.inputs, opts.preprocess, opts.calib_limit)
+        return iter_samples(opts.calib, model.inputs, opts.preprocess, opts.calib_limit, notes)
 
     samples()  # checks the data fits the model's inputs
     analysis = analyze(
@@ -235,11 +239,15 @@ def build_with_fallbacks(engine: Engine, plan: Plan) -> tuple[bytes, Plan]:
 
 
 def run_job(
-    opts: JobOptions, build: bool, progress: Callable[[str, int], None] | None = None
+    opts: JobOptions,
+    build: bool,
+    progress: Callable[[str, int], None] | None = None,
+    write: bool = True,
 ) -> JobResult:
-    """compile (build=True) or analyze (build=False). Writes all outputs at once, or none."""
+    """compile (build=True) or analyze (build=False). Writes all outputs at once, or none (and
+    with write=False, none: the result holds them)."""
     paths = output_paths(opts.output, build)
-    for path in paths.values():
+    for path in paths.values() if write else ():
         check_writable(path)
     if build and opts.target is None:
         raise QuantuneError("no target given")
@@ -254,13 +262,16 @@ def run_job(
         check_i8_storage(opts.target)
     model = import_onnx(opts.model, opts.input_shapes)
     layers = layer_table(model)
+    notes = list(model.notes)
+    if opts.calib is not None and not isinstance(opts.calib, str):
+        opts = replace(opts, calib=samples_in_memory(opts.calib, model.inputs, notes))
     analysis: Analysis | None = None
     selection: Selection | None = None
     speeds: tuple[KindSpeed, ...] = ()
     if opts.plan:
         plan = _saved_plan(opts.plan, model, layers)
     else:
-        plan, analysis, selection, speeds = _analysed_plan(opts, model, layers, progress)
+        plan, analysis, selection, speeds = _analysed_plan(opts, model, layers, progress, notes)
 
     files: dict[str, bytes | str] = {}
     latency: tuple[float, float] | None = None
@@ -300,11 +311,13 @@ def run_job(
         latency_unit=unit,
         target_name=opts.target.name if opts.target else "",
         verification=verification,
+        notes=tuple(notes),
     )
     files[paths["plan"]] = plan_to_json(plan, report.TOOL)
     files[paths["report_md"]] = report.report_markdown(outcome)
     files[paths["report_csv"]] = report.plan_csv(plan)
     files[paths["chart"]] = report.sensitivity_png(plan)
-    write_all_atomic(files)
+    if write:
+        write_all_atomic(files)
     names = tuple(sorted(files))
-    return JobResult(outcome, names, report.console_summary(outcome, names))
+    return JobResult(outcome, names, report.console_summary(outcome, names, write), files)

@@ -197,3 +197,4 @@ class JobOutcome:
     latency_unit: str = "ms"
     target_name: str = ""
     verification: Verification | None = None  # --verify of a Vulkan build
+    notes: tuple[str, ...] = ()  # what was assumed about the model or the data, one line each
