@@ -36,14 +36,15 @@ _last_line: dict[str, float] = {}
 
 def _pass_progress(label: str, n: int) -> None:
     """The progress of an inference pass: one updated line on a terminal; elsewhere (CI logs,
-    pipes) a line when a pass starts and then every PROGRESS_EVERY_S seconds."""
+    pipes) a line on stdout when a pass starts and then every PROGRESS_EVERY_S seconds (stderr
+    keeps to the one-line error a failure prints)."""
     if sys.stderr.isatty():
         print(f"\r{label}: {n} samples", end="", file=sys.stderr, flush=True)
         return
     now = time.monotonic()
     if n <= 1 or label not in _last_line or now - _last_line[label] >= PROGRESS_EVERY_S:
         _last_line[label] = now
-        print(f"{label}: {n} samples", file=sys.stderr, flush=True)
+        print(f"{label}: {n} samples", flush=True)
 
 
 def _end_progress() -> None:
@@ -88,6 +89,10 @@ def _weights(items: Sequence[str]) -> dict[str, float] | None:
     weights = dict.fromkeys(DEFAULT_WEIGHTS, 0.0)
     for item in items:
         name, sep, value = item.partition("=")
+        if sep and name not in weights:  # refused now, not after the two inference passes
+            raise QuantuneError(
+                f"unknown metric weight {name}; metrics are {', '.join(DEFAULT_WEIGHTS)}"
+            )
         try:
             weights[name] = float(value)
         except ValueError:
