@@ -84,13 +84,14 @@ def single_layer(kind: str, seed: int = 0) -> onnx.ModelProto:
     can be checked bit for bit against a numpy model of the integer arithmetic.
 
     conv: 3→6, 3x3, stride 2, pad 1, bias    depthwise: 6, group 6, 3x3, pad 1, bias
+    conv_s1: 3→6, 3x3, stride 1, pad 1, bias (7x7 = 49 output pixels: im2col pads the rows)
     grouped: 6→4, group 2, 3x3, pad 1, bias  gemm: 12→5, transB, bias   matmul: 12→5
     """
     rng = np.random.default_rng(seed)
-    conv_in = {"conv": 3, "depthwise": 6, "grouped": 6}
+    conv_in = {"conv": 3, "conv_s1": 3, "depthwise": 6, "grouped": 6}
     if kind in conv_in:
         c = conv_in[kind]
-        f, group = {"conv": (6, 1), "depthwise": (6, 6), "grouped": (4, 2)}[kind]
+        f, group = {"conv": (6, 1), "conv_s1": (6, 1), "depthwise": (6, 6), "grouped": (4, 2)}[kind]
         stride = 2 if kind == "conv" else 1
         out_hw = 4 if stride == 2 else 7
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 7, 7])

@@ -70,8 +70,9 @@ def test_speed_forms_per_instruction_set() -> None:
     mm = layer("matmul", "linalg.matmul", (8, 4), (1, 8), (1, 4))
     a53 = get_target(cpu="cortex-a53")
     assert a53.isa == "aarch64" and "--iree-opt-data-tiling" not in a53.flags
-    for lay in (dw, pw, k3):
+    for lay in (dw, pw):
         assert layer_form(a53, lay) == IntegerForm("i16", "channels_last", True)
+    assert layer_form(a53, k3) == layer_form(a53, pw_s2) == IntegerForm("i16", "im2col", True)
     assert layer_form(a53, mm) == IntegerForm("i16", "named", True)
     vnni = get_target(cpu="znver4")
     assert vnni.isa == "x86_64_vnni" and "--iree-llvmcpu-enable-inner-tiled" in vnni.flags

@@ -23,7 +23,7 @@ from quantune_iree.ir.layers import layer_table
 from quantune_iree.model.plan import ActivationQuant, LayerPlan, Plan, QuantConfig
 from quantune_iree.model.target import IntegerForm
 
-KINDS = ["conv", "depthwise", "grouped", "gemm", "matmul"]
+KINDS = ["conv", "conv_s1", "depthwise", "grouped", "gemm", "matmul"]
 
 
 def _fixed_plan(model, act: ActivationQuant, per_channel: bool = True) -> Plan:
@@ -53,7 +53,7 @@ def _reference(
     inits = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
     w = inits["w"]
     xq = quantize_activation(x, act).astype(np.int64) - act.zero_point  # padding is then 0
-    if kind in ("conv", "depthwise", "grouped"):
+    if kind in ("conv", "conv_s1", "depthwise", "grouped"):
         node = onnx_model.graph.node[0]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         groups, stride = attrs.get("group", 1), attrs["strides"][0]

@@ -108,8 +108,8 @@ func.func @gemm_u8(%arg0: tensor<2x3xf32>) -> tensor<2x4xf32> {
 
 // A stride-2 3x3 conv through im2col in u8 (node "i"): one stride-2 slice of the padded NHWC
 // codes per kernel tap, inserted at (kh, kw) of [1, Ho, Wo, KH, KW, C] patches, collapsed to
-// [Ho*Wo, KH*KW*C], times the collapsed HWCF weight [KH*KW*C, F] with extui/extsi; offset
-// 131 * 18 * 4 = 9432.
+// [Ho*Wo, KH*KW*C] and padded with zero rows to a multiple of 8, times the collapsed HWCF
+// weight [KH*KW*C, F] with extui/extsi, the padded rows sliced off; offset 131 * 18 * 4 = 9432.
 // CHECK-LABEL: util.func public @im2col(
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<4> : tensor<18x3xi8>
 // CHECK-DAG: %[[OFF:.*]] = arith.constant dense<9432> : tensor<3xi32>
@@ -119,9 +119,12 @@ func.func @gemm_u8(%arg0: tensor<2x3xf32>) -> tensor<2x4xf32> {
 // CHECK: %[[S8:.*]] = tensor.extract_slice %[[P]][0, 2, 2, 0] [1, 2, 2, 2] [1, 2, 2, 1]
 // CHECK: %[[PATCH:.*]] = tensor.insert_slice %[[S8]] into %{{.*}}[0, 0, 0, 2, 2, 0]
 // CHECK: %[[COL:.*]] = tensor.collapse_shape %[[PATCH]] {{\[}}[0, 1, 2], [3, 4, 5]] : tensor<1x2x2x3x3x2xi8> into tensor<4x18xi8>
-// CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COL]], %[[W]] : tensor<4x18xi8>, tensor<18x3xi8>) outs(%{{.*}} : tensor<4x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
+// CHECK: %[[COLP:.*]] = tensor.pad %[[COL]] low[0, 0] high[4, 0]
+// CHECK: tensor<4x18xi8> to tensor<8x18xi8>
+// CHECK: %[[MM:.*]] = linalg.generic {{.*}} ins(%[[COLP]], %[[W]] : tensor<8x18xi8>, tensor<18x3xi8>) outs(%{{.*}} : tensor<8x3xi32>) attrs = {quantune.layer = 0 : i64, quantune.op = "linalg.conv_2d_nchw_fchw"}
 // CHECK: arith.extui
-// CHECK: tensor.expand_shape %[[MM]] {{\[}}[0, 1, 2], [3]] output_shape [1, 2, 2, 3]
+// CHECK: %[[ROWS:.*]] = tensor.extract_slice %[[MM]][0, 0] [4, 3] [1, 1] : tensor<8x3xi32> to tensor<4x3xi32>
+// CHECK: tensor.expand_shape %[[ROWS]] {{\[}}[0, 1, 2], [3]] output_shape [1, 2, 2, 3]
 // CHECK: util.return
 util.func public @im2col(%arg0: tensor<1x2x4x4xf32>) -> tensor<1x3x2x2xf32> {
   %z = arith.constant 0.0 : f32 loc("i")

@@ -87,21 +87,27 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
     """How `layer`'s integer compute is written for `target` (every form gives the same numbers).
 
     aarch64 (speed): i16 activations, so NEON multiplies i16 x i8 with `smlal` without
-    re-narrowing; convs and depthwise convs channels-last (direct NHWC loops vectorized over
-    channels; 1x1 convs as matmuls). x86 with VNNI (speed): u8 activations for every conv but the
-    depthwise ones (IREE's u8 x s8 `vpdpbusd` kernels): 1x1 convs as matmuls over pixels, other
-    convs through im2col; depthwise convs channels-last in i8. x86 without VNNI: i8; 1x1 and
-    depthwise convs channels-last, kxk convs named (IREE's channels-last + im2col + microkernels).
-    All use the reciprocal quantize. Vulkan: the named op on the target's storage, i32 unless
-    asked otherwise (IREE 3.13's SPIR-V loses the sign extension of packed i8). Anything else
-    (the iree preset), and the matmuls (u8 x s8 matrix-vector products do not compile in
-    IREE 3.13): the named op on i8, quantized by division under the iree preset."""
+    re-narrowing; kxk convs through im2col (IREE's matmul tile: 1.25 cycles per `smlal` on
+    the A53 model against 1.65 in the direct loops), 1x1 convs as matmuls and depthwise convs
+    channels-last (direct NHWC loops vectorized over channels). x86 with VNNI (speed): u8
+    activations for every conv but the depthwise ones (IREE's u8 x s8 `vpdpbusd` kernels):
+    1x1 convs as matmuls over pixels, other convs through im2col; depthwise convs channels-last
+    in i8. x86 without VNNI: i8; 1x1 and depthwise convs channels-last, kxk convs named (IREE's
+    channels-last + im2col + microkernels). All use the reciprocal quantize. Vulkan: the named
+    op on the target's storage, i32 unless asked otherwise (IREE 3.13's SPIR-V loses the sign
+    extension of packed i8). Anything else (the iree preset), and the matmuls (u8 x s8
+    matrix-vector products do not compile in IREE 3.13): the named op on i8, quantized by
+    division under the iree preset."""
     if target.driver == "vulkan":
         return IntegerForm(target.vulkan_storage)
     if target.preset != "speed" or target.isa == "generic":
         return IntegerForm()
     nchw_conv = layer.op_name in _NCHW_CONVS
+    # A 1x1 conv that keeps its spatial size has stride 1 and no padding: a matmul over pixels.
+    pointwise = layer.weight_shape[2:] == (1, 1) and layer.input_shape[2:] == layer.output_shape[2:]
     if target.isa == "aarch64":
+        if nchw_conv and layer.kind == "conv" and not pointwise:
+            return IntegerForm("i16", "im2col", True)
         if nchw_conv:
             return IntegerForm("i16", "channels_last", True)
         if layer.kind in ("matmul", "batch_matmul"):
@@ -111,8 +117,6 @@ def layer_form(target: Target, layer: Layer) -> IntegerForm:
         return IntegerForm("i8", "named", True)
     if layer.kind == "depthwise_conv":
         return IntegerForm("i8", "channels_last", True)
-    # A 1x1 conv that keeps its spatial size has stride 1 and no padding: a matmul over pixels.
-    pointwise = layer.weight_shape[2:] == (1, 1) and layer.input_shape[2:] == layer.output_shape[2:]
     if target.isa == "x86_64_vnni":
         return IntegerForm("u8", "channels_last" if pointwise else "im2col", True)
     return IntegerForm("i8", "channels_last" if pointwise else "named", True)
