@@ -75,7 +75,8 @@ def _device_runner(vmfb: bytes, function: str) -> Callable[[Sequence[np.ndarray]
 
 
 def _top1(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x).reshape(np.asarray(x).shape[0] if x.ndim > 1 else 1, -1).argmax(-1)
+    """The argmax of each row (the leading axis is the batch when there is more than one)."""
+    return x.reshape(x.shape[0] if x.ndim > 1 else 1, -1).argmax(-1)
 
 
 def verify_build(
