@@ -115,3 +115,32 @@ def test_tapped_output_bit_identical_mobilenet_v2() -> None:
     _outputs_equal(
         path, [rng.standard_normal((1, 3, 224, 224)).astype(np.float32) for _ in range(2)]
     )
+
+
+def test_int8_im2col_layer_taps_have_the_layers_shapes(conv_stack_model) -> None:
+    """An int8 conv in the im2col form with padded rows (10x10 = 100 pixels, padded to 104):
+    its output tap is the layer's NCHW output after the padded rows are sliced off, and the
+    model output is unchanged by tapping."""
+    from quantune_iree.ir.apply_plan import apply_plan
+    from quantune_iree.model.plan import ActivationQuant, LayerPlan, Plan, QuantConfig
+    from quantune_iree.model.target import IntegerForm
+
+    layers = layer_table(conv_stack_model)
+    act = ActivationQuant(0.02, 0)
+    plan = Plan(
+        conv_stack_model.sha256,
+        QuantConfig(),
+        tuple(
+            LayerPlan(lay.id, lay.node, "int8" if lay.id == 0 else "fp32", act, (0.01,) * 8)
+            for lay in layers
+        ),
+    )
+    quantized = apply_plan(conv_stack_model, plan, {0: IntegerForm("i16", "im2col", True)})
+    tapped = tap_bytecode(quantized, [0])
+    runner = Runner(compile_vmfb(tapped.bytecode, get_target("host")), tapped.taps.function)
+    plain = Runner(compile_vmfb(quantized, get_target("host")), conv_stack_model.function)
+    x = np.random.default_rng(3).standard_normal((1, 4, 10, 10)).astype(np.float32)
+    out = runner([x])
+    assert out[tapped.taps.output_result[0]].shape == (1, 8, 10, 10)
+    assert out[tapped.taps.input_result[0]].shape == (1, 4, 10, 10)
+    np.testing.assert_array_equal(out[0], plain([x])[0])

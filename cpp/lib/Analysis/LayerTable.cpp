@@ -122,8 +122,8 @@ MlirValue activationInput(MlirValue v, const std::string &node,
 }
 
 /// Walks forward from the op's result through the node's own epilogue (the
-/// Gemm bias add, a reshape back) while each value has a single user,
-/// recording the ops in `epilogue`.
+/// Gemm bias add, a reshape back, the im2col form's slice of its padded rows)
+/// while each value has a single user, recording the ops in `epilogue`.
 MlirValue nodeOutput(MlirValue v, const std::string &node,
                      std::vector<MlirOperation> &epilogue) {
   for (;;) {
@@ -132,7 +132,8 @@ MlirValue nodeOutput(MlirValue v, const std::string &node,
         nodeName(mlirOperationGetLocation(user)) != node)
       return v;
     std::string_view name = opName(user);
-    if (name != "linalg.generic" && name != "linalg.transpose" && !isShapeOnly(name))
+    if (name != "linalg.generic" && name != "linalg.transpose" && !isShapeOnly(name) &&
+        name != "tensor.extract_slice")
       return v;
     epilogue.push_back(user);
     v = mlirOperationGetResult(user, 0);
