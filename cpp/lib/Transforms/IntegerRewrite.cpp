@@ -72,9 +72,6 @@ bool isChannelsLast(const Layer &l, const IntegerForm &form) {
          (l.opName == kConvNchw || l.opName == kDepthwiseNchw);
 }
 
-/// im2col rows are padded to a multiple of this (see channelsLastContraction).
-constexpr int64_t kRowMultiple = 8;
-
 /// Whether the conv goes through our im2col: gathered patches times the
 /// collapsed HWCF weight, one matmul (the depthwise conv has no channel
 /// reduction to gather: it stays a generic).
@@ -225,12 +222,10 @@ void channelsLastContraction(const Layer &l, const ConvGeometry &g, const Rewrit
     col = "%col";
   }
   if (col != in) { // [M, K] x [K, F] -> [M, F] -> [1, Ho, Wo, F]
-    // im2col rows padded with zeros to a multiple of kRowMultiple: code generators tile the
-    // rows by 8 and run a leftover row in scalar code (ResNet18's 7x7 layers on aarch64: 49
-    // rows, one scalar, 7% of the model's time); the padded rows are sliced off the result.
-    int64_t rows = m;
-    if (isIm2col(l, p.form, g) && m % kRowMultiple != 0) {
-      rows = (m + kRowMultiple - 1) / kRowMultiple * kRowMultiple;
+    // im2col rows padded with zeros to a multiple of 8, sliced off the result: IREE tiles rows
+    // by 8 and runs leftover rows in scalar code (ResNet18's 7x7 layers: 7% of its A53 time).
+    int64_t rows = isIm2col(l, p.form, g) ? (m + 7) / 8 * 8 : m;
+    if (rows != m) {
       t << "  %zpad = arith.constant 0 : " << act << "\n"
         << "  %colp = tensor.pad %col low[0, 0] high[" << rows - m << ", 0] {\n"
         << "  ^bb0(%i0: index, %i1: index):\n    tensor.yield %zpad : " << act << "\n  } : "
