@@ -52,9 +52,10 @@ def main() -> int:
     engine = Engine(model, target)
     with open(args.vmfb, "rb") as f:
         shipped = engine.run_vmfb(f.read(), side["function"])
-    agree, _, sqnr = images.score(images.run(shipped))
+    agree, _, sqnr, conf = images.score(images.run(shipped))
     print(
-        f"accuracy: top-1 agreement with FP32 on {len(images.inputs)} photos {100 * agree:.1f}%, "
+        f"accuracy: top-1 agreement with FP32 on {len(images.inputs)} photos {100 * agree:.1f}% "
+        f"({100 * conf:.1f}% on the {int(images.confident().sum())} where FP32 is confident), "
         f"output SQNR {sqnr:.1f} dB"
     )
     fp32 = engine.load(None)

@@ -28,10 +28,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from devset import DevSet, load_devset, load_imageset, ort_quantize_static
+from devset import CONFIDENT, DevSet, load_devset, load_imageset, ort_quantize_static
 from quantune_iree.algo.ranking import rank_layers
 from quantune_iree.algo.selection import fraction_k
 from quantune_iree.backend.engine import Engine, Loaded
@@ -47,7 +47,8 @@ from quantune_iree.stages.analysis import analyze
 
 PREPROCESS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 SEARCH_RANKERS = ("loo", "greedy")
-Score = tuple[float, float, float]  # agreement, labelled top-1, output SQNR dB
+# agreement, labelled top-1, output SQNR dB, agreement where FP32 is confident (devset)
+Score = tuple[float, float, float, float]
 
 
 @dataclass
@@ -141,7 +142,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
     model = import_onnx(os.path.join(args.eval_dir, "models", name))
     layers = layer_table(model)
     calib_dir = os.path.join(args.eval_dir, "images", "calib")
-    config = QuantConfig(calibration=args.calibration)
+    config = replace(QuantConfig(), calibration=args.calibration)
     analysis = analyze(model, layers, lambda: iter_samples(calib_dir, model.inputs, preset), config)
     n = len(analysis.layers)
     ids = [m.layer_id for m in analysis.layers]
@@ -185,7 +186,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
     for ranker in args.rankers.split(","):
         label = ranker + (f" (mean of {args.seeds})" if ranker == "random" else "")
         for k, k_label in [(0, "0"), *ks]:
-            agree, labelled, sqnr = score_at(ranker, k)
+            agree, labelled, sqnr, conf = score_at(ranker, k)
             search = searches.get(ranker, Search(passes=2, seconds=analysis.seconds))
             rows.append(
                 {
@@ -194,6 +195,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
                     "fp32_layers": k,
                     "k": k_label,
                     "agreement_pct": round(100 * agree, 1),
+                    "confident_agreement_pct": round(100 * conf, 1),
                     "labelled_top1_pct": round(100 * labelled, 1),
                     "output_sqnr_db": round(sqnr, 2),
                     "search_passes": search.passes,
@@ -208,13 +210,14 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
             print(f"{label}: smallest K reaching {smallest[label]}", flush=True)
             for k in sorted(points[ranker]):
                 if k not in {0, *(k for k, _ in ks)}:
-                    agree, labelled, sqnr = score_at(ranker, k)
+                    agree, labelled, sqnr, conf = score_at(ranker, k)
                     rows.append(
                         {
                             **rows[-1],
                             "fp32_layers": k,
                             "k": f"{k} (grid)",
                             "agreement_pct": round(100 * agree, 1),
+                            "confident_agreement_pct": round(100 * conf, 1),
                             "labelled_top1_pct": round(100 * labelled, 1),
                             "output_sqnr_db": round(sqnr, 2),
                         }
@@ -232,7 +235,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
             excluded = [by_id[i] for i in combined[:k]]
             qdq = ort_quantize_static(model.path, in_name, calib_xs, excluded)
             sess = ort.InferenceSession(qdq, providers=["CPUExecutionProvider"])
-            agree, labelled, sqnr = dev.score(
+            agree, labelled, sqnr, conf = dev.score(
                 np.stack([sess.run(None, {in_name: x})[0][0] for x in dev.inputs])
             )
             os.unlink(qdq)
@@ -244,6 +247,7 @@ def evaluate_model(name: str, args: argparse.Namespace) -> None:
                     "fp32_layers": k,
                     "k": k_label,
                     "agreement_pct": round(100 * agree, 1),
+                    "confident_agreement_pct": round(100 * conf, 1),
                     "labelled_top1_pct": round(100 * labelled, 1),
                     "output_sqnr_db": round(sqnr, 2),
                     "search_passes": 1,
@@ -267,14 +271,21 @@ def write_results(
     series: dict[str, list[tuple[int, float]]],
 ) -> None:
     full = next(r for r in rows if r["fp32_layers"] == 0)
+    cfg = analysis.int8_plan.config
+    config_text = (
+        f"weight rounding {cfg.weight_rounding}, bias correction {cfg.bias_correction}, "
+        f"equalization {'on' if cfg.equalization else 'off'}"
+    )
     head = [
         f"## {name}",
         "",
         f"{n} quantizable layers. Calibration: {analysis.calibration.samples} images, "
-        f"{args.calibration}, asymmetric activations, per-channel weights. Dev: "
-        f"{len(dev.inputs)} images ({len(dev.labelled)} labelled; FP32 labelled top-1 "
+        f"{args.calibration} ranges, otherwise the default configuration ({config_text}). "
+        f"Dev: {len(dev.inputs)} images ({int(dev.confident().sum())} where FP32 is confident, "
+        f"top-1 probability ≥ {CONFIDENT}; {len(dev.labelled)} labelled; FP32 labelled top-1 "
         f"{100 * dev.top1(dev.ref):.1f}%). Full INT8: {full['agreement_pct']}% agreement, "
-        f"{full['output_sqnr_db']} dB output SQNR.",
+        f"{full['output_sqnr_db']} dB output SQNR, "
+        f"{full['confident_agreement_pct']}% agreement where FP32 is confident.",
         "",
         f"Analysis (combined and single-metric rankers): 2 inference passes, "
         f"{analysis.seconds:.1f} s.",
@@ -300,13 +311,15 @@ def write_results(
         ]
     table = [
         "",
-        "| ranker | FP32 layers | top-1 agreement | labelled top-1 | output SQNR dB |",
-        "|---|---|---|---|---|",
+        "| ranker | FP32 layers | top-1 agreement | agreement, confident | labelled top-1 "
+        "| output SQNR dB |",
+        "|---|---|---|---|---|---|",
     ]
     table += [
         f"| {r['ranker']} | {r['fp32_layers']}"
         + (f" ({str(r['k']).split(' ')[-1].strip('()')})" if not str(r["k"]).isdigit() else "")
-        + f" | {r['agreement_pct']}% | {r['labelled_top1_pct']}% | {r['output_sqnr_db']} |"
+        + f" | {r['agreement_pct']}% | {r['confident_agreement_pct']}% | "
+        f"{r['labelled_top1_pct']}% | {r['output_sqnr_db']} |"
         for r in rows
     ]
     md = "\n".join(head + table) + "\n"
@@ -334,7 +347,7 @@ def main() -> int:
     ap.add_argument("--ks", default="1,2,4,8,5%,10%")
     ap.add_argument("--rankers", default="combined,random")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--calibration", default="minmax")
+    ap.add_argument("--calibration", default=QuantConfig().calibration)
     ap.add_argument("--greedy-max", type=int, default=8, help="greedy stops after this many")
     ap.add_argument("--greedy-tries", type=int, default=16, help="... or this many tried")
     ap.add_argument("--target-agreement", default=None, metavar="PCT[,PCT..]")

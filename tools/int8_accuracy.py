@@ -60,7 +60,7 @@ def main() -> int:
                     QuantConfig(calibration=method, symmetric=symmetric),
                 )
                 int8 = engine.load(plan)
-                agree, top1, sqnr = dev.score(dev.run(int8))
+                agree, top1, sqnr, _ = dev.score(dev.run(int8))
                 print(
                     f"| {name} | {'symmetric' if symmetric else 'asymmetric'} | {method} | "
                     f"{sqnr:.2f} | {100 * agree:.1f}% | "

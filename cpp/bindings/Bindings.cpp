@@ -233,18 +233,26 @@ PYBIND11_MODULE(_native, m) {
   py::class_<LayerQuantization>(m, "LayerQuantization")
       .def(py::init([](int64_t id, float scale, int32_t zeroPoint,
                        std::vector<float> weightScales, const std::string &storage,
-                       const std::string &contraction, bool reciprocal) {
+                       const std::string &contraction, bool reciprocal,
+                       std::vector<float> biasCorrection, const py::bytes &weightOffsets) {
+             std::string raw = weightOffsets;
+             std::vector<int8_t> offsets(raw.size());
+             std::memcpy(offsets.data(), raw.data(), raw.size());
              return LayerQuantization{
                  id, scale, zeroPoint, std::move(weightScales),
-                 IntegerForm{storageOf(storage), contractionOf(contraction), reciprocal}};
+                 IntegerForm{storageOf(storage), contractionOf(contraction), reciprocal},
+                 std::move(biasCorrection), std::move(offsets)};
            }),
            py::arg("layer_id"), py::arg("act_scale"), py::arg("act_zero_point"),
            py::arg("weight_scales"), py::arg("storage") = "i8",
-           py::arg("contraction") = "named", py::arg("reciprocal") = false)
+           py::arg("contraction") = "named", py::arg("reciprocal") = false,
+           py::arg("bias_correction") = std::vector<float>{},
+           py::arg("weight_offsets") = py::bytes())
       .def_readonly("layer_id", &LayerQuantization::layerId)
       .def_readonly("act_scale", &LayerQuantization::actScale)
       .def_readonly("act_zero_point", &LayerQuantization::actZeroPoint)
-      .def_readonly("weight_scales", &LayerQuantization::weightScales);
+      .def_readonly("weight_scales", &LayerQuantization::weightScales)
+      .def_readonly("bias_correction", &LayerQuantization::biasCorrection);
 
   m.def(
       "quantize_layers",

@@ -60,6 +60,9 @@ class QuantizeResult:
         return tuple(sorted(files))
 
 
+_DEFAULT = QuantConfig()
+
+
 def quantize(
     model: object,
     calibration: object = None,
@@ -74,10 +77,13 @@ def quantize(
     fp32_layers: int | None = None,
     fp32_fraction: float | None = None,
     min_sqnr: float | None = None,
-    calibration_method: str = "minmax",
-    percentile: float = 99.99,
+    calibration_method: str = _DEFAULT.calibration,
+    percentile: float = _DEFAULT.percentile,
     symmetric: bool = False,
     per_channel: bool = True,
+    weight_rounding: str = _DEFAULT.weight_rounding,
+    bias_correction: str = _DEFAULT.bias_correction,
+    equalize: bool = _DEFAULT.equalization,
     ranker: str = "combined",
     metric_weights: Mapping[str, float] | None = None,
     seed: int = 0,
@@ -114,10 +120,13 @@ def analyze(
     fp32_layers: int | None = None,
     fp32_fraction: float | None = None,
     min_sqnr: float | None = None,
-    calibration_method: str = "minmax",
-    percentile: float = 99.99,
+    calibration_method: str = _DEFAULT.calibration,
+    percentile: float = _DEFAULT.percentile,
     symmetric: bool = False,
     per_channel: bool = True,
+    weight_rounding: str = _DEFAULT.weight_rounding,
+    bias_correction: str = _DEFAULT.bias_correction,
+    equalize: bool = _DEFAULT.equalization,
     ranker: str = "combined",
     metric_weights: Mapping[str, float] | None = None,
     seed: int = 0,
@@ -152,7 +161,13 @@ def _run(o: dict, target: object) -> QuantizeResult:  # noqa: ANN001 - Target | 
             input_shapes=dict(o["input_shapes"] or {}),
             target=target,  # type: ignore[arg-type]
             config=QuantConfig(
-                o["calibration_method"], o["percentile"], o["symmetric"], o["per_channel"]
+                o["calibration_method"],
+                o["percentile"],
+                o["symmetric"],
+                o["per_channel"],
+                o["bias_correction"],
+                o["weight_rounding"],
+                o["equalize"],
             ),
             ranker=o["ranker"],
             weights=o["metric_weights"],

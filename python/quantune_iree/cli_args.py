@@ -8,13 +8,13 @@ import argparse
 from collections.abc import Sequence
 
 from . import __version__
-from .algo.quantization import CALIBRATION_METHODS
 from .algo.ranking import RANKERS
 from .algo.selection import OBJECTIVES
 from .backend.targets import DEFAULT_VULKAN_TARGET, NAMED_TARGETS, PRESETS, VULKAN_STORAGES
 from .errors import QuantuneError
 from .io.dataset import LAYOUTS
 from .io.dataset import PRESETS as PREPROCESS_PRESETS
+from .model.plan import BIAS_CORRECTIONS, CALIBRATION_METHODS, WEIGHT_ROUNDINGS, QuantConfig
 from .zoo import MODELS as ZOO_MODELS
 
 DESCRIPTION = "compile-time mixed-precision (INT8/FP32) quantization of ONNX models with IREE"
@@ -247,13 +247,42 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _add_plan_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("quantization and plan")
+    default = QuantConfig()
     g.add_argument(
         "--calibration",
         choices=CALIBRATION_METHODS,
-        default="minmax",
-        help="activation range method (default minmax)",
+        default=default.calibration,
+        help=f"activation range method; auto: per tap, the one of least error on its histogram "
+        f"(default {default.calibration})",
     )
-    g.add_argument("--percentile", type=float, default=99.99, help="for --calibration percentile")
+    g.add_argument(
+        "--percentile",
+        type=float,
+        default=default.percentile,
+        help=f"for --calibration percentile/auto (default {default.percentile})",
+    )
+    g.add_argument(
+        "--weight-rounding",
+        choices=WEIGHT_ROUNDINGS,
+        default=default.weight_rounding,
+        help="gptq: round weights against the FP32 pass's input statistics, not to nearest "
+        f"(default {default.weight_rounding})",
+    )
+    g.add_argument(
+        "--bias-correction",
+        choices=BIAS_CORRECTIONS,
+        default=default.bias_correction,
+        help="fold each int8 layer's mean output error into its int32 bias: analytic (weight "
+        "error x FP32 input means) or empirical (measured in the INT8 pass) "
+        f"(default {default.bias_correction})",
+    )
+    g.add_argument(
+        "--equalize",
+        action=argparse.BooleanOptionalAction,
+        default=default.equalization,
+        help="cross-layer equalization of conv pairs before import (function-preserving; "
+        f"ReLU6 becomes a per-channel clip) (default {'on' if default.equalization else 'off'})",
+    )
     g.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
     g.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
     g.add_argument(

@@ -208,15 +208,13 @@ def _estimator(opts: JobOptions) -> A53Estimator | None:
     return A53Estimator(script)
 
 
-def _saved_plan(path: str, model: ImportedModel, layers: Sequence[Layer]) -> Plan:
+def _read_plan(path: str) -> Plan:
     try:
         with open(path) as f:
             text = f.read()
     except OSError as exc:
         raise QuantuneError(f"{path}: cannot read plan ({exc.strerror})", file=path) from None
-    plan = plan_from_json(text, path)
-    check_plan_matches(plan, layers, model.sha256, path)
-    return plan
+    return plan_from_json(text, path)
 
 
 def build_with_fallbacks(engine: Engine, plan: Plan) -> tuple[bytes, Plan]:
@@ -260,7 +258,12 @@ def run_job(
         and opts.target.vulkan_storage == "i8"
     ):
         check_i8_storage(opts.target)
-    model = import_onnx(opts.model, opts.input_shapes)
+    saved = _read_plan(opts.plan) if opts.plan else None
+    model = import_onnx(
+        opts.model,
+        opts.input_shapes,
+        saved.equalization if saved else opts.config.equalization,
+    )
     layers = layer_table(model)
     notes = list(model.notes)
     if opts.calib is not None and not isinstance(opts.calib, str):
@@ -268,8 +271,10 @@ def run_job(
     analysis: Analysis | None = None
     selection: Selection | None = None
     speeds: tuple[KindSpeed, ...] = ()
-    if opts.plan:
-        plan = _saved_plan(opts.plan, model, layers)
+    if saved is not None:
+        assert opts.plan is not None
+        check_plan_matches(saved, layers, model.sha256, opts.plan)
+        plan = saved
     else:
         plan, analysis, selection, speeds = _analysed_plan(opts, model, layers, progress, notes)
 

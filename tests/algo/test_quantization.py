@@ -8,9 +8,11 @@ from quantune_iree.algo.observers import HistogramObserver
 from quantune_iree.algo.quantization import (
     activation_params,
     activation_range,
+    choose_range,
     dequantize_weight,
     quantize_activation,
     quantize_weight,
+    range_error,
     weight_scales,
 )
 from quantune_iree.errors import QuantuneError
@@ -74,7 +76,7 @@ def test_calibration_methods_clip_outliers() -> None:
     # t minimises 2e5 (t/127)²/12 + (80 - t)² + (60 - t)², near t = 46.
     lo, hi = activation_range(stats, "mse")
     assert 40.0 < hi < 52.0 and lo == max(-60.0, -hi)
-    assert set(CALIBRATION_METHODS) == {"minmax", "percentile", "entropy", "mse"}
+    assert set(CALIBRATION_METHODS) == {"minmax", "percentile", "entropy", "mse", "auto"}
     with pytest.raises(QuantuneError, match="unknown calibration method 'kl'"):
         activation_range(stats, "kl")
 
@@ -84,3 +86,28 @@ def test_calibration_methods_keep_bounded_data() -> None:
     for method in CALIBRATION_METHODS:
         lo, hi = activation_range(stats, method)
         assert lo >= 0.0 and 4.5 < hi <= 6.0, (method, hi)
+
+
+def test_auto_picks_per_tensor_the_range_of_least_error() -> None:
+    rng = np.random.default_rng(5)
+    heavy = np.abs(rng.laplace(size=200_000))  # ReLU-like, an exponential tail
+    flat = rng.uniform(-1.0, 3.0, 200_000)
+    for values in (heavy, flat):
+        stats = _stats(values)
+        lo, hi, method = choose_range(stats, "auto", 99.99)
+        assert method in ("minmax", "percentile", "mse")
+        chosen = range_error(stats, lo, hi)
+        for other in ("minmax", "percentile"):
+            assert chosen <= range_error(stats, *activation_range(stats, other)) + 1e-15
+    # The outliers are clipped on the heavy tensor; the uniform one keeps (nearly) its range.
+    assert choose_range(_stats(heavy), "auto")[1] < 0.9 * heavy.max()
+    assert choose_range(_stats(flat), "auto")[1] > 2.9
+    # Non-auto methods pass through and name themselves.
+    assert choose_range(_stats(flat), "minmax")[2] == "minmax"
+
+
+def test_range_error_counts_rounding_and_clipping() -> None:
+    stats = _stats(np.linspace(0.0, 2.55, 100_001))
+    step = 2.55 / 255
+    np.testing.assert_allclose(range_error(stats, 0.0, 2.55), step * step / 12, rtol=0.02)
+    assert range_error(stats, 0.0, 1.0) > range_error(stats, 0.0, 2.55)  # clipping costs more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import models
 import numpy as np
@@ -216,3 +217,59 @@ def test_bad_quantization_parameters(conv_stack_model, act, scales, message) -> 
     )
     with pytest.raises(QuantuneError, match=message):
         apply_plan(conv_stack_model, plan)
+
+
+@pytest.mark.parametrize("form", ["named-i8-div", "im2col-i16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_bias_correction_and_rounding_offsets_are_bit_exact(kind: str, form: str, tmp_path) -> None:
+    """A plan's per-channel bias correction joins the int32 bias and its rounding offsets the
+    round-to-nearest codes: the compiled layer still equals the numpy model bit for bit."""
+    onnx_model = models.single_layer(kind)
+    path = str(tmp_path / f"{kind}.onnx")
+    onnx.save(onnx_model, path)
+    model = import_onnx(path)
+    act = ActivationQuant(0.015, -7)
+    base = _fixed_plan(model, act)
+    lay = layer_table(model)[0]
+    rng = np.random.default_rng(3)
+    offsets = rng.integers(-2, 3, size=lay.weight.shape).astype(np.int8)
+    channels = len(base.layers[0].weight_scales)
+    correction = tuple(float(c) for c in rng.normal(0, 0.3, channels).astype(np.float32))
+    plan = Plan(
+        base.model_sha256,
+        base.config,
+        (replace(base.layers[0], bias_correction=correction, weight_offsets=offsets),),
+    )
+    chosen = FORMS[form]
+    if kind == "grouped" and chosen.contraction != "named":
+        pytest.skip("grouped convs have the named form only")
+    vmfb = compile_vmfb(apply_plan(model, plan, {0: chosen}), get_target("host", preset="iree"))
+    runner = Runner(vmfb, kind)
+    scales = np.asarray(plan.layers[0].weight_scales, np.float32)
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx_model.graph.initializer}
+    bias = np.float32(inits["b"]) if "b" in inits else np.zeros(channels, np.float32)
+    corrected_bias = (bias + np.asarray(correction, np.float32)).astype(np.float32)
+    wq = quantize_weight(lay.weight, scales, lay.weight_channel_dims, offsets).astype(np.int64)
+    for x in _inputs(model.inputs[0].shape, act):
+        xq = quantize_activation(x, act).astype(np.int64) - act.zero_point
+        if kind in ("gemm", "matmul"):
+            acc = xq @ wq
+        else:
+            node = onnx_model.graph.node[0]
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            w_onnx = wq.reshape(inits["w"].shape)
+            xp = np.pad(xq, ((0, 0), (0, 0), (1, 1), (1, 1)))
+            acc = conv2d_nchw(xp, w_onnx, attrs["strides"][0], attrs.get("group", 1))
+        want = dequantize(acc, np.float32(act.scale) * scales, 1, corrected_bias)
+        np.testing.assert_array_equal(runner([x])[0], want)
+
+
+def test_offsets_and_corrections_of_the_wrong_size_are_refused(conv_stack_model) -> None:
+    base = _fixed_plan(conv_stack_model, ActivationQuant(0.03, 0))
+    for change, message in (
+        ({"bias_correction": (0.1,) * 3}, "3 bias corrections for"),
+        ({"weight_offsets": np.zeros(5, np.int8)}, "5 weight offsets for"),
+    ):
+        plan = replace(base, layers=(replace(base.layers[0], **change), *base.layers[1:]))
+        with pytest.raises(QuantuneError, match=message):
+            apply_plan(conv_stack_model, plan)

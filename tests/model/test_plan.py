@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from quantune_iree.errors import QuantuneError
 from quantune_iree.model.plan import (
     ActivationQuant,
+    EqualizedPair,
     LayerPlan,
     Plan,
     QuantConfig,
@@ -69,4 +72,58 @@ def test_partial_metrics_are_refused() -> None:
     data = json.loads(plan_to_json(PLAN, "t"))
     del data["layers"][0]["metrics"]["act_mse"]
     with pytest.raises(QuantuneError, match="metrics must be weight_sqnr_db"):
+        plan_from_json(json.dumps(data), "p.json")
+
+
+def test_corrections_offsets_and_equalization_round_trip() -> None:
+    offsets = np.array([0, 1, -2, 0, 0, 3], np.int8)
+    plan = replace(
+        PLAN,
+        config=QuantConfig(bias_correction="empirical", weight_rounding="gptq", equalization=True),
+        layers=(
+            replace(
+                PLAN.layers[0],
+                range_method="mse",
+                bias_correction=(0.25, -0.5),
+                weight_offsets=offsets,
+            ),
+            *PLAN.layers[1:],
+        ),
+        equalization=(EqualizedPair("a", "b", (0.5, 2.0)),),
+    )
+    back = plan_from_json(plan_to_json(plan, "t"), "p.json")
+    assert back == plan
+    np.testing.assert_array_equal(back.layers[0].weight_offsets, offsets)
+    assert back.layers[1].weight_offsets is None and back.layers[0].range_method == "mse"
+
+
+def test_plans_written_before_the_corrections_read_as_uncorrected() -> None:
+    data = json.loads(plan_to_json(PLAN, "t"))
+    for key in ("bias_correction", "weight_rounding", "equalization"):
+        del data["config"][key]
+    del data["equalization"]
+    for entry in data["layers"]:
+        for key in ("bias_correction", "weight_offsets", "range_method"):
+            del entry[key]
+    back = plan_from_json(json.dumps(data), "old.json")
+    assert back.config.bias_correction == "none" and back.config.weight_rounding == "nearest"
+    assert not back.config.equalization and back.layers[0].bias_correction == ()
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda d: d["config"].update(bias_correction="kl"), "unknown bias correction 'kl'"),
+        (lambda d: d["config"].update(weight_rounding="up"), "unknown weight rounding 'up'"),
+        (lambda d: d["layers"][0].update(weight_offsets="@@"), "not base64 zlib data"),
+        (
+            lambda d: d.update(equalization=[{"first": "a", "second": "b", "scales": [0.0]}]),
+            "equalization scales must be positive",
+        ),
+    ],
+)
+def test_bad_new_fields_are_refused(edit, message) -> None:
+    data = json.loads(plan_to_json(PLAN, "t"))
+    edit(data)
+    with pytest.raises(QuantuneError, match=message):
         plan_from_json(json.dumps(data), "p.json")

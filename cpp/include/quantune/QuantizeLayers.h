@@ -52,6 +52,13 @@ struct LayerQuantization {
   int32_t actZeroPoint = 0;
   std::vector<float> weightScales; // one per output channel, or one in all
   IntegerForm form;
+  /// Added to each output channel's result before dequantization, folded
+  /// into the int32 bias (bias correction); empty for none.
+  std::vector<float> biasCorrection;
+  /// Added to each round-to-nearest weight code before the clamp (data-aware
+  /// rounding decided by the caller), in the weight operand's layout; empty
+  /// for none.
+  std::vector<int8_t> weightOffsets;
 };
 
 /// State shared between the caller and quantune-quantize-layers.

@@ -53,8 +53,9 @@ struct QuantizedWeight {
   int64_t channels = 1;
 };
 
-/// Step 2: symmetric per-channel weights, q = clamp(rne(w / s_w[c]), ±127),
-/// exactly as quantization.quantize_weight computes them in Python.
+/// Step 2: symmetric per-channel weights, q = clamp(rne(w / s_w[c]) + o, ±127)
+/// with the caller's rounding offsets o (0 without), exactly as
+/// quantization.quantize_weight computes them in Python.
 QuantizedWeight quantizeWeight(const Layer &l, const LayerQuantization &q) {
   QuantizedWeight out;
   std::vector<float> w = operandWeight(l);
@@ -74,10 +75,14 @@ QuantizedWeight quantizeWeight(const Layer &l, const LayerQuantization &q) {
   for (float s : wScale)
     if (!(s > 0.0f) || !std::isfinite(s))
       throw NativeError(layerName(l) + ": weight scales must be positive");
+  const std::vector<int8_t> &offsets = q.weightOffsets;
+  if (!offsets.empty() && offsets.size() != w.size())
+    throw NativeError(layerName(l) + ": " + std::to_string(offsets.size()) +
+                      " weight offsets for " + std::to_string(w.size()) + " weights");
   out.values.resize(w.size());
   out.channelSums.assign(out.channels, 0);
   for (size_t i = 0; i < w.size(); ++i) {
-    float r = std::nearbyint(w[i] / wScale[wChan[i]]);
+    float r = std::nearbyint(w[i] / wScale[wChan[i]]) + (offsets.empty() ? 0 : offsets[i]);
     r = std::fmin(std::fmax(r, -127.0f), 127.0f);
     out.values[i] = static_cast<int8_t>(r);
     out.channelSums[wChan[i]] += out.values[i];
@@ -100,8 +105,8 @@ struct BiasFold {
   bool addInit = false;             // an init that is no bias: added in f32
 };
 
-/// Step 3: a bias (the conv's broadcast init, or the Gemm's bias add) is
-/// folded into the accumulator as int32, so dequantization is one rounding,
+/// Step 3: a bias (the conv's broadcast init, or the Gemm's bias add), plus
+/// any bias correction, is folded into the accumulator as int32, so dequantization is one rounding,
 /// float(acc − offset) · scale, that numpy reproduces bit for bit. Any other
 /// init is added in f32 after scaling.
 BiasFold foldBias(const Layer &l, const LayerQuantization &q, const QuantizedWeight &w) {
@@ -114,9 +119,14 @@ BiasFold foldBias(const Layer &l, const LayerQuantization &q, const QuantizedWei
     bias = broadcastBias(l, init, w.channels);
     fold.addInit = bias.empty();
   }
+  const std::vector<float> &corr = q.biasCorrection;
+  if (!corr.empty() && static_cast<int64_t>(corr.size()) != w.channels)
+    throw NativeError(layerName(l) + ": " + std::to_string(corr.size()) +
+                      " bias corrections for " + std::to_string(w.channels) + " output channels");
   fold.offset.resize(w.channels);
   for (int64_t c = 0; c < w.channels; ++c) {
-    float b = bias.empty() ? 0.0f : std::nearbyint(bias[c] / w.outScale[c]);
+    float sum = (bias.empty() ? 0.0f : bias[c]) + (corr.empty() ? 0.0f : corr[c]);
+    float b = std::nearbyint(sum / w.outScale[c]);
     b = std::fmin(std::fmax(b, -2147483520.0f), 2147483520.0f);
     fold.offset[c] = storedZeroPoint(q) * w.channelSums[c] - static_cast<int32_t>(b);
   }

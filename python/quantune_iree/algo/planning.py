@@ -9,37 +9,97 @@ SQNR − output-tap SQNR in the INT8 pass (the noise the layer adds on top of wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..errors import QuantuneError
 from ..model.layer import Layer
-from ..model.plan import ActivationQuant, LayerPlan, Plan, QuantConfig, SensitivityMetrics
+from ..model.plan import LayerPlan, Plan, QuantConfig, SensitivityMetrics
 from ..model.results import CalibrationResult, Int8PassResult, LayerMetrics
+from .bias_correction import analytic_correction, empirical_correction
 from .metrics import mse, sqnr
 from .quantization import (
     activation_params,
-    activation_range,
+    choose_range,
     dequantize_weight,
     quantize_weight,
     weight_scales,
 )
+from .rounding import gptq_offsets
 
 
-def layer_quantization(
-    layer: Layer, stats: CalibrationResult, config: QuantConfig
-) -> tuple[ActivationQuant, tuple[float, ...]]:
-    """Activation params (from the layer's input statistics) and weight scales of one layer."""
+def layer_quantization(layer: Layer, stats: CalibrationResult, config: QuantConfig) -> LayerPlan:
+    """One int8 layer's plan: activation params (from its input statistics, by the configured
+    method), weight scales, and with analytic bias correction the correction."""
     by_id = {lc.layer_id: lc for lc in stats.layers}
     if layer.id not in by_id:
         raise QuantuneError(
             f"layer {layer.id} ('{layer.label}') was not calibrated", layer=layer.id
         )
-    lo, hi = activation_range(by_id[layer.id].input, config.calibration, config.percentile)
+    calib = by_id[layer.id]
+    lo, hi, method = choose_range(
+        calib.input, config.calibration, config.percentile, config.symmetric
+    )
     act = activation_params(lo, hi, config.symmetric)
     assert layer.weight is not None
-    scales = weight_scales(layer.weight, layer.weight_channel_dims, config.per_channel)
-    return act, tuple(float(s) for s in scales)
+    scales = tuple(
+        float(s) for s in weight_scales(layer.weight, layer.weight_channel_dims, config.per_channel)
+    )
+    offsets = None
+    if config.weight_rounding == "gptq" and calib.hessian is not None:
+        offsets = gptq_offsets(layer, scales, calib.hessian)
+        offsets.setflags(write=False)
+    correction: tuple[float, ...] = ()
+    if config.bias_correction == "analytic" and calib.input_means is not None:
+        correction = _rounded(analytic_correction(layer, scales, calib.input_means, offsets))
+    return LayerPlan(
+        layer.id,
+        layer.node,
+        "int8",
+        act,
+        scales,
+        range_method=method,
+        bias_correction=correction,
+        weight_offsets=offsets,
+    )
+
+
+def _rounded(values: np.ndarray) -> tuple[float, ...]:
+    """float32 values as the plan stores them."""
+    return tuple(float(v) for v in np.asarray(values, np.float32))
+
+
+def with_empirical_corrections(
+    plan: Plan, calibration: CalibrationResult, int8: Int8PassResult, layers: Sequence[Layer]
+) -> Plan:
+    """The plan with each int8 layer corrected for the mean error it added itself in the INT8
+    pass (one shot, from the pass already run: algo.bias_correction)."""
+    fp32 = {lc.layer_id: lc for lc in calibration.layers}
+    errors = {e.layer_id: e for e in int8.layers}
+    by_id = {lay.id: lay for lay in layers}
+    out = []
+    for lp in plan.layers:
+        lc, err = fp32.get(lp.layer_id), errors.get(lp.layer_id)
+        if (
+            lp.activation is not None
+            and lc is not None
+            and err is not None
+            and lc.input_means is not None
+            and lc.output_means is not None
+            and err.input_means is not None
+            and err.output_means is not None
+        ):
+            c = empirical_correction(
+                by_id[lp.layer_id],
+                lc.input_means,
+                lc.output_means,
+                err.input_means,
+                err.output_means,
+            )
+            lp = replace(lp, bias_correction=_rounded(c))
+        out.append(lp)
+    return replace(plan, layers=tuple(out))
 
 
 def build_plan(
@@ -58,17 +118,19 @@ def build_plan(
         if why_not:
             out.append(LayerPlan(layer.id, layer.node, "fp32", reason=why_not))
             continue
-        act, scales = layer_quantization(layer, stats, config)
-        precision = "fp32" if layer.id in keep else "int8"
-        out.append(LayerPlan(layer.id, layer.node, precision, act, scales))
+        lp = layer_quantization(layer, stats, config)
+        out.append(replace(lp, precision="fp32") if layer.id in keep else lp)
     return Plan(model_sha256, config, tuple(out))
 
 
-def weight_metrics(layer: Layer, scales: Sequence[float]) -> tuple[float, float]:
-    """(SQNR dB, MSE) of a layer's weights after quantize→dequantize with `scales`."""
+def weight_metrics(
+    layer: Layer, scales: Sequence[float], offsets: np.ndarray | None = None
+) -> tuple[float, float]:
+    """(SQNR dB, MSE) of a layer's weights after quantize→dequantize with `scales` (and the
+    plan's rounding `offsets`)."""
     assert layer.weight is not None
     s = np.asarray(scales, np.float32)
-    q = quantize_weight(layer.weight, s, layer.weight_channel_dims)
+    q = quantize_weight(layer.weight, s, layer.weight_channel_dims, offsets)
     w_hat = dequantize_weight(q, s, layer.weight_channel_dims)
     return sqnr(layer.weight, w_hat), mse(layer.weight, w_hat)
 
@@ -88,7 +150,7 @@ def layer_metrics(
     metrics = []
     for lp in plan.int8_layers:
         layer, err = by_id[lp.layer_id], errors[lp.layer_id]
-        w_sqnr, w_mse = weight_metrics(layer, lp.weight_scales)
+        w_sqnr, w_mse = weight_metrics(layer, lp.weight_scales, lp.weight_offsets)
         metrics.append(
             LayerMetrics(
                 layer.id,

@@ -53,12 +53,19 @@ def _scales_like(
 
 
 def quantize_weight(
-    weight: np.ndarray, scales: np.ndarray, channel_dims: tuple[int, ...]
+    weight: np.ndarray,
+    scales: np.ndarray,
+    channel_dims: tuple[int, ...],
+    offsets: np.ndarray | None = None,
 ) -> np.ndarray:
-    """int8 weights as the compiler pass stores them."""
+    """int8 weights as the compiler pass stores them: round to nearest, plus the data-aware
+    rounding's `offsets` (same layout as `weight`) when given, clamped to ±127."""
     w = np.asarray(weight, np.float32)
     s = _scales_like(w.shape, scales, channel_dims)
-    return np.clip(np.rint(w / s), -WMAX, WMAX).astype(np.int8)
+    q = np.rint(w / s)
+    if offsets is not None:
+        q = q + np.asarray(offsets, np.float32).reshape(w.shape)
+    return np.clip(q, -WMAX, WMAX).astype(np.int8)
 
 
 def dequantize_weight(
@@ -157,10 +164,60 @@ def _mse_threshold(stats: TensorStats, steps: int = 256) -> float:
     return best
 
 
+def range_error(stats: TensorStats, lo: float, hi: float, symmetric: bool = False) -> float:
+    """Expected squared error per value of quantizing the calibrated values with the int8 grid
+    that covers [lo, hi]: the rounding noise step²/12 inside it, the clipping error outside."""
+    p = activation_params(lo, hi, symmetric)
+    qlo, qhi = (QMIN - p.zero_point) * p.scale, (QMAX - p.zero_point) * p.scale
+    h = stats.histogram.astype(np.float64)
+    edges = stats.bin_edges()
+    centers = (edges[:-1] + edges[1:]) / 2
+    clipped = np.clip(centers, qlo, qhi)
+    inside = (centers >= qlo) & (centers <= qhi)
+    err = h[inside].sum() * p.scale * p.scale / 12.0 + float(np.sum(h * (centers - clipped) ** 2))
+    return err / max(h.sum(), 1.0)
+
+
+def _mse_range(stats: TensorStats, symmetric: bool, steps: int = 200) -> tuple[float, float]:
+    """[α·min, α·max] with the α in (0, 1] of least range_error."""
+    lo, hi = min(stats.min, 0.0), max(stats.max, 0.0)
+    best, best_err = (lo, hi), np.inf
+    for alpha in np.linspace(1.0 / steps, 1.0, steps):
+        err = range_error(stats, alpha * lo, alpha * hi, symmetric)
+        if err < best_err:
+            best, best_err = (alpha * lo, alpha * hi), err
+    return best
+
+
+AUTO_CANDIDATES = ("minmax", "percentile", "mse")
+
+
+def choose_range(
+    stats: TensorStats, method: str, percentile: float = 99.99, symmetric: bool = False
+) -> tuple[float, float, str]:
+    """(lo, hi, method used). `auto` picks, for this tensor alone, the candidate of least
+    expected quantization error on its histogram: minmax, percentile, or the α search that
+    minimises that error (each candidate exactly as the method of that name computes it,
+    except mse, which here searches the actual asymmetric/symmetric grid)."""
+    if method != "auto":
+        lo, hi = activation_range(stats, method, percentile)
+        return lo, hi, method
+    candidates = {
+        "minmax": (stats.min, stats.max),
+        "percentile": activation_range(stats, "percentile", percentile),
+        "mse": _mse_range(stats, symmetric),
+    }
+    name = min(candidates, key=lambda k: range_error(stats, *candidates[k], symmetric))
+    return (*candidates[name], name)
+
+
 def activation_range(
     stats: TensorStats, method: str = "minmax", percentile: float = 99.99
 ) -> tuple[float, float]:
     """The [lo, hi] an activation is quantized to, by calibration method."""
+    if method == "auto":
+        lo, hi, _ = choose_range(stats, method, percentile)
+        return lo, hi
     if method == "minmax":
         return stats.min, stats.max
     if method == "percentile":

@@ -16,7 +16,7 @@ import numpy as np
 from .. import __version__
 from ..model.graph import ImportedModel, TensorSpec
 from ..model.layer import Layer
-from ..model.plan import METRIC_NAMES, Plan, plan_to_json
+from ..model.plan import METRIC_NAMES, LayerPlan, Plan, plan_to_json
 from ..model.results import (
     COST_UNITS,
     CalibrationResult,
@@ -172,9 +172,29 @@ def plan_rows(plan: Plan) -> list[dict[str, str]]:
         }
         values = {} if lp.metrics is None else dataclasses.asdict(lp.metrics)
         row.update({k: _fmt(values.get(k)) for k in METRIC_NAMES})
+        row.update(_technique_columns(plan, lp))
         row["reason"] = lp.reason
         rows.append(row)
     return rows
+
+
+def _technique_columns(plan: Plan, lp: LayerPlan) -> dict[str, str]:
+    """What was applied to the layer's int8 form: its activation range method, its weight
+    rounding (with the share of weights GPTQ moved off nearest) and its bias correction."""
+    if lp.activation is None:
+        return {"range": "", "weight_rounding": "", "bias_correction": ""}
+    offsets = lp.weight_offsets
+    rounding = (
+        "nearest"
+        if offsets is None
+        else f"gptq ({100 * float(np.mean(np.asarray(offsets) != 0)):.0f}% moved)"
+    )
+    corr = (
+        f"{plan.config.bias_correction} (max |c| {_fmt(float(np.max(np.abs(lp.bias_correction))))})"
+        if lp.bias_correction
+        else "none"
+    )
+    return {"range": lp.range_method, "weight_rounding": rounding, "bias_correction": corr}
 
 
 def plan_csv(plan: Plan) -> str:
@@ -279,6 +299,34 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
                 f"{100 * a.int8.top1_agreement:.1f}% on the calibration set",
             )
         )
+    cfg = outcome.plan.config
+    facts.append(
+        (
+            "quantization",
+            f"activation ranges: {cfg.calibration}"
+            + (f" ({cfg.percentile}%)" if cfg.calibration in ("percentile", "auto") else "")
+            + f"; weights per-{'channel' if cfg.per_channel else 'tensor'}, rounding "
+            f"{cfg.weight_rounding}"
+            + (
+                " (from the FP32 pass's input second moments)"
+                if cfg.weight_rounding == "gptq"
+                else ""
+            )
+            + f"; bias correction {cfg.bias_correction}"
+            + (
+                " (measured in the INT8 pass: no extra pass)"
+                if cfg.bias_correction == "empirical"
+                else " (weight error x the FP32 pass's input means)"
+                if cfg.bias_correction == "analytic"
+                else ""
+            )
+            + (
+                f"; {len(outcome.plan.equalization)} conv pairs equalized before import"
+                if outcome.plan.equalization
+                else "; no equalization"
+            ),
+        )
+    )
     sel = outcome.selection
     if sel is not None:
         extra = f", {sel.extra_passes} extra inference passes" if sel.extra_passes else ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from ..errors import QuantuneError
 from ..model.graph import ImportedModel
 from ..model.plan import Plan
@@ -49,6 +51,10 @@ def quantize_module(
                 form.storage,
                 form.contraction,
                 form.reciprocal,
+                list(lp.bias_correction),
+                b""
+                if lp.weight_offsets is None
+                else np.asarray(lp.weight_offsets, np.int8).tobytes(),
             )
         )
     if records:

@@ -19,7 +19,10 @@ from iree.compiler.extras import onnx_importer
 from ..errors import QuantuneError
 from ..io.output import file_sha256
 from ..model.graph import ImportedModel, TensorSpec
+from ..model.layer import ConvGeometry
+from ..model.plan import EqualizedPair
 from . import session as ir_session
+from .equalize import apply_equalization, equalize
 
 # Above this many elements a single tensor is refused before anything is allocated.
 MAX_TENSOR_ELEMENTS = 1 << 31
@@ -187,15 +190,41 @@ def _default_batch(
     return notes
 
 
+def conv_geometry(node: onnx.NodeProto) -> ConvGeometry | None:
+    """A Conv node's window from its attributes (None for auto_pad other than NOTSET, whose
+    padding depends on shapes)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    kernel = attrs.get("kernel_shape")
+    rank = len(kernel) if kernel else len(attrs.get("strides", ())) or 2
+    return ConvGeometry(
+        strides=tuple(int(v) for v in attrs.get("strides", [1] * rank)),
+        pads=tuple(int(v) for v in attrs.get("pads", [0] * 2 * rank)),
+        dilations=tuple(int(v) for v in attrs.get("dilations", [1] * rank)),
+        group=int(attrs.get("group", 1)),
+    )
+
+
 def import_onnx(
-    path: str, input_shapes: Mapping[str, Sequence[int]] | None = None
+    path: str,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    equalization: Sequence[EqualizedPair] | bool = (),
 ) -> ImportedModel:
-    """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused)."""
+    """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused).
+    `equalization`: cross-layer equalization applied to the ONNX graph first, as these pairs
+    (a plan's), or True to find every pair and choose the scales (ir.equalize)."""
     model = load_onnx(path)
     check_memory(model, path)
     if input_shapes:
         _apply_input_shapes(model, input_shapes, path)
     notes = _default_batch(model, input_shapes or {}, path)
+    pairs = tuple(equalize(model) if equalization is True else equalization or ())
+    if pairs:
+        try:
+            model = apply_equalization(model, pairs)
+        except ValueError as exc:
+            raise QuantuneError(f"{path}: cannot equalize: {exc}", file=path) from None
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
@@ -210,6 +239,9 @@ def import_onnx(
     inputs = tuple(_spec(i, path) for i in model.graph.input if i.name not in initializers)
     outputs = tuple(_spec(o, path) for o in model.graph.output)
     node_ops = {n.name: n.op_type for n in model.graph.node if n.name}
+    geometry = {
+        n.name: conv_geometry(n) for n in model.graph.node if n.name and n.op_type == "Conv"
+    }
 
     session = ir_session.new_session(IMPORT_FLAGS)
     try:
@@ -246,4 +278,6 @@ def import_onnx(
         node_ops=node_ops,
         function=model.graph.name,
         notes=tuple(notes),
+        conv_geometry={k: v for k, v in geometry.items() if v is not None},
+        equalization=pairs,
     )

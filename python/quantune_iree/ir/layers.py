@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..model.graph import ImportedModel
-from ..model.layer import Layer
+from ..model.layer import ConvGeometry, Layer
 from . import native
 from . import session as ir_session
 
@@ -32,7 +32,11 @@ def _weight_array(native_layer: Any) -> np.ndarray | None:
     return array
 
 
-def from_native(native_layers: list[Any], node_ops: Mapping[str, str]) -> tuple[Layer, ...]:
+def from_native(
+    native_layers: list[Any],
+    node_ops: Mapping[str, str],
+    geometry: Mapping[str, ConvGeometry] | None = None,
+) -> tuple[Layer, ...]:
     return tuple(
         Layer(
             id=nl.id,
@@ -48,6 +52,7 @@ def from_native(native_layers: list[Any], node_ops: Mapping[str, str]) -> tuple[
             weight_channel_dims=tuple(nl.weight_channel_dims),
             output_channel_dims=tuple(nl.output_channel_dims),
             weight=_weight_array(nl),
+            geometry=(geometry or {}).get(nl.node),
         )
         for nl in native_layers
     )
@@ -57,4 +62,4 @@ def layer_table(model: ImportedModel) -> tuple[Layer, ...]:
     """Quantizable layers of `model`, in program order."""
     session = ir_session.new_session()
     module = ir_session.parse_module(session, model.bytecode)
-    return from_native(native.layer_table(module), model.node_ops)
+    return from_native(native.layer_table(module), model.node_ops, model.conv_geometry)

@@ -4,7 +4,10 @@ interface."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .layer import ConvGeometry
+from .plan import EqualizedPair
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,7 @@ class ImportedModel:
     node_ops: Mapping[str, str]  # ONNX node name → op type
     function: str  # the entry function (named after the ONNX graph)
     notes: tuple[str, ...] = ()  # what the import assumed (e.g. a dynamic batch taken as 1)
+    # Conv nodes' ONNX geometry by node name (empty for MLIR input, which has no ONNX graph).
+    conv_geometry: Mapping[str, ConvGeometry] = field(default_factory=dict)
+    # Cross-layer equalization applied to the ONNX graph before import (ir.equalize).
+    equalization: tuple[EqualizedPair, ...] = ()

@@ -12,6 +12,16 @@ PRECISIONS = ("fp32", "int8")
 
 
 @dataclass(frozen=True)
+class ConvGeometry:
+    """An ONNX Conv's sliding window over its (unpadded) input, as its attributes give it."""
+
+    strides: tuple[int, ...]
+    pads: tuple[int, ...]  # begins of each spatial dim, then ends (ONNX order)
+    dilations: tuple[int, ...]
+    group: int
+
+
+@dataclass(frozen=True)
 class Layer:
     """One quantizable op. `id` is its position in program order, stable for a given model."""
 
@@ -30,6 +40,8 @@ class Layer:
     output_channel_dims: tuple[int, ...]
     # The weight in the op's operand layout, when it is a readable constant.
     weight: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The ONNX Conv's window (None for matmuls, and for convs of MLIR input).
+    geometry: ConvGeometry | None = None
 
     @property
     def label(self) -> str:

@@ -4,19 +4,25 @@ decides nothing."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from ..errors import QuantuneError
 from .layer import Layer
 
 # Plan file format version: 1 = first format (layers with precision, scales, metrics, rank).
 PLAN_VERSION = 1
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse", "auto")
+BIAS_CORRECTIONS = ("none", "analytic", "empirical")
+WEIGHT_ROUNDINGS = ("nearest", "gptq")
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,23 @@ class ActivationQuant:
 class QuantConfig:
     """How int8 layers are quantized."""
 
-    calibration: str = "minmax"  # one of CALIBRATION_METHODS
+    # Defaults: what won on both real models (docs/results/accuracy.md).
+    calibration: str = "percentile"  # one of CALIBRATION_METHODS; auto: chosen per tap
     percentile: float = 99.99
     symmetric: bool = False  # activations; weights are always symmetric
     per_channel: bool = True  # weights
+    bias_correction: str = "analytic"  # one of BIAS_CORRECTIONS
+    weight_rounding: str = "gptq"  # one of WEIGHT_ROUNDINGS
+    equalization: bool = False  # cross-layer equalization of conv pairs (ir.equalize)
+
+    def __post_init__(self) -> None:
+        for value, choices, what in (
+            (self.calibration, CALIBRATION_METHODS, "calibration method"),
+            (self.bias_correction, BIAS_CORRECTIONS, "bias correction"),
+            (self.weight_rounding, WEIGHT_ROUNDINGS, "weight rounding"),
+        ):
+            if value not in choices:
+                raise QuantuneError(f"unknown {what} '{value}'; choose from {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,23 @@ class LayerPlan:
     rank: int | None = None  # 0 = most sensitive
     score: float | None = None
     metrics: SensitivityMetrics | None = field(default=None, compare=False)
+    # The calibration method that gave `activation` (auto picks one per layer).
+    range_method: str = ""
+    # Added to each output channel (in output units) by folding into the int32 bias; () = none.
+    bias_correction: tuple[float, ...] = ()
+    # Added to each round-to-nearest weight code (GPTQ rounding), int8 in the weight operand's
+    # layout; None = round to nearest.
+    weight_offsets: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class EqualizedPair:
+    """Cross-layer equalization of ONNX conv `first` → (activation) → conv `second`: channel c
+    of the tensor between them divided by scales[c] (ir.equalize applies it before import)."""
+
+    first: str  # ONNX node names
+    second: str
+    scales: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,8 @@ class Plan:
     config: QuantConfig
     layers: tuple[LayerPlan, ...]
     version: int = PLAN_VERSION
+    # Applied to the ONNX graph before import, so the layers' weights are the equalized ones.
+    equalization: tuple[EqualizedPair, ...] = ()
 
     @property
     def int8_layers(self) -> tuple[LayerPlan, ...]:
@@ -120,12 +158,19 @@ def plan_to_json(plan: Plan, tool: str) -> str:
             "percentile": plan.config.percentile,
             "symmetric_activations": plan.config.symmetric,
             "per_channel_weights": plan.config.per_channel,
+            "bias_correction": plan.config.bias_correction,
+            "weight_rounding": plan.config.weight_rounding,
+            "equalization": plan.config.equalization,
         },
         "summary": {
             "layers": len(plan.layers),
             "int8": len(plan.int8_layers),
             "fp32": len(plan.fp32_layers),
         },
+        "equalization": [
+            {"first": p.first, "second": p.second, "scales": list(p.scales)}
+            for p in plan.equalization
+        ],
         "layers": [
             {
                 "id": lp.layer_id,
@@ -138,6 +183,9 @@ def plan_to_json(plan: Plan, tool: str) -> str:
                 if lp.activation is None
                 else {"scale": lp.activation.scale, "zero_point": lp.activation.zero_point},
                 "weight_scales": list(lp.weight_scales),
+                "range_method": lp.range_method,
+                "bias_correction": list(lp.bias_correction),
+                "weight_offsets": _pack_offsets(lp.weight_offsets),
                 "metrics": {}
                 if lp.metrics is None
                 else {k: _num(v) for k, v in dataclasses.asdict(lp.metrics).items()},
@@ -146,6 +194,28 @@ def plan_to_json(plan: Plan, tool: str) -> str:
         ],
     }
     return json.dumps(data, indent=1) + "\n"
+
+
+def _pack_offsets(offsets: np.ndarray | None) -> str | None:
+    """Rounding offsets as base64 of zlib-compressed int8 bytes (mostly zeros: compact)."""
+    if offsets is None:
+        return None
+    return base64.b64encode(zlib.compress(np.asarray(offsets, np.int8).tobytes(), 9)).decode()
+
+
+def _unpack_offsets(text: object, entry: Mapping[str, Any], source: str) -> np.ndarray | None:
+    if text is None:
+        return None
+    try:
+        raw = zlib.decompress(base64.b64decode(str(text), validate=True))
+    except (ValueError, zlib.error) as exc:
+        raise QuantuneError(
+            f"{source}: layer {entry.get('id')} weight_offsets are not base64 zlib data ({exc})",
+            file=source,
+        ) from None
+    offsets = np.frombuffer(raw, np.int8).copy()
+    offsets.setflags(write=False)
+    return offsets
 
 
 def _metrics(entry: Mapping[str, Any], source: str) -> SensitivityMetrics | None:
@@ -183,6 +253,9 @@ def _layer_from_json(entry: Mapping[str, Any], source: str) -> LayerPlan:
         precision=str(precision),
         activation=activation,
         weight_scales=tuple(float(s) for s in entry.get("weight_scales", [])),
+        range_method=str(entry.get("range_method", "")),
+        bias_correction=tuple(float(c) for c in entry.get("bias_correction", [])),
+        weight_offsets=_unpack_offsets(entry.get("weight_offsets"), entry, source),
         reason=str(entry.get("reason", "")),
         rank=entry.get("rank"),
         score=None if score is None else float(score),
@@ -205,27 +278,35 @@ def plan_from_json(text: str, source: str) -> Plan:
         )
     try:
         cfg = data["config"]
-        config = QuantConfig(
-            calibration=str(cfg["calibration"]),
-            percentile=float(cfg["percentile"]),
-            symmetric=bool(cfg["symmetric_activations"]),
-            per_channel=bool(cfg["per_channel_weights"]),
-        )
+        try:
+            config = QuantConfig(
+                calibration=str(cfg["calibration"]),
+                percentile=float(cfg["percentile"]),
+                symmetric=bool(cfg["symmetric_activations"]),
+                per_channel=bool(cfg["per_channel_weights"]),
+                bias_correction=str(cfg.get("bias_correction", "none")),
+                weight_rounding=str(cfg.get("weight_rounding", "nearest")),
+                equalization=bool(cfg.get("equalization", False)),
+            )
+        except QuantuneError as exc:
+            raise QuantuneError(f"{source}: {exc}", file=source) from None
         layers = []
         for i, entry in enumerate(data["layers"]):
             layers.append(_layer_from_json(entry, source))
             if layers[-1].layer_id != i:
                 raise QuantuneError(f"{source}: layer ids must be 0, 1, 2, … in order", file=source)
         sha = str(data["model_sha256"])
+        pairs = tuple(
+            EqualizedPair(str(e["first"]), str(e["second"]), tuple(float(v) for v in e["scales"]))
+            for e in data.get("equalization", [])
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise QuantuneError(
             f"{source}: malformed plan ({type(exc).__name__}: {exc})", file=source
         ) from None
-    if config.calibration not in CALIBRATION_METHODS:
-        raise QuantuneError(
-            f"{source}: unknown calibration method '{config.calibration}'", file=source
-        )
-    return Plan(sha, config, tuple(layers))
+    if any(not (math.isfinite(v) and v > 0) for p in pairs for v in p.scales):
+        raise QuantuneError(f"{source}: equalization scales must be positive", file=source)
+    return Plan(sha, config, tuple(layers), equalization=pairs)
 
 
 def check_plan_matches(plan: Plan, layers: Sequence[Layer], model_sha256: str, source: str) -> None:

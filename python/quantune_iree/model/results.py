@@ -38,6 +38,12 @@ class LayerCalibration:
     node: str
     input: TensorStats
     output: TensorStats
+    # For bias correction (None when the layer's window is unknown): the input's window means
+    # and the output's per-channel means over the calibration set (algo.bias_correction).
+    input_means: np.ndarray | None = field(default=None, compare=False, repr=False)
+    output_means: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # With GPTQ rounding: the input's second moment per group (algo.rounding.SecondMoments).
+    hessian: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class LayerError:
     output_sqnr_db: float
     input_mse: float
     output_mse: float
+    # The same means as LayerCalibration's, in the INT8 pass (None when not measured).
+    input_means: np.ndarray | None = field(default=None, compare=False, repr=False)
+    output_means: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

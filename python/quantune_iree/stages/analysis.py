@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from ..algo.planning import build_plan, layer_metrics
+from ..algo.planning import build_plan, layer_metrics, with_empirical_corrections
 from ..model.graph import ImportedModel
 from ..model.layer import Layer
 from ..model.plan import QuantConfig
@@ -37,17 +38,23 @@ def analyze(
         target=target,
         layers=candidates,
         reference_elements=reference_elements,
+        second_moments=config.weight_rounding == "gptq",
         progress=(lambda n: progress("FP32 pass", n)) if progress else None,
     )
-    plan = build_plan(model.sha256, layers, fp32, config)
+    plan = replace(build_plan(model.sha256, layers, fp32, config), equalization=model.equalization)
     int8 = run_int8_pass(
         model,
         plan,
         fp32,
         samples(),
         target=target,
+        layers=candidates,
         progress=(lambda n: progress("INT8 pass", n)) if progress else None,
     )
+    if config.bias_correction == "empirical":
+        # One shot: each layer's own mean error, measured in the INT8 pass just run. The
+        # metrics above describe the model without these corrections.
+        plan = with_empirical_corrections(plan, fp32, int8, candidates)
     return Analysis(
         layers=layer_metrics(layers, plan, int8),
         calibration=fp32,

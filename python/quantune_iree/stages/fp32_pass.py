@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..algo.bias_correction import means_accumulators
 from ..algo.observers import DEFAULT_BINS, HistogramObserver
+from ..algo.rounding import SecondMoments
 from ..backend.engine import Engine
 from ..backend.targets import get_target
 from ..errors import QuantuneError
@@ -39,9 +41,12 @@ def run_fp32_pass(
     layers: Sequence[Layer] | None = None,
     bins: int = DEFAULT_BINS,
     reference_elements: int | None = 2048,
+    second_moments: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> CalibrationResult:
-    """Calibrates activation ranges of `layers` (all by default) over `samples`.
+    """Calibrates activation ranges of `layers` (all by default) over `samples`, with each
+    layer's input window means and output channel means (for bias correction) and, with
+    `second_moments`, its input's second moment (for GPTQ rounding, algo.rounding).
 
     With `reference_elements`, also keeps that many values per tap and sample (and the model
     outputs) for the INT8 pass; memory for it is samples × taps × reference_elements × 4 bytes.
@@ -62,6 +67,10 @@ def run_fp32_pass(
     observers = {r: HistogramObserver(bins) for r in taps.tap_results}
     positions: dict[int, np.ndarray] = {}
     kept: dict[int, list[np.ndarray]] = {r: [] for r in observers}
+    means = means_accumulators(layers)
+    moments = (
+        {lid: SecondMoments(acc.layer) for lid, acc in means.items()} if second_moments else {}
+    )
     model_outputs: list[tuple[np.ndarray, ...]] = []
     t1 = time.perf_counter()
     count = 0
@@ -80,6 +89,10 @@ def run_fp32_pass(
                         outputs[index].size, reference_elements, seed=index
                     )
                 kept[index].append(outputs[index].reshape(-1)[positions[index]].copy())
+        for lid, acc in means.items():
+            acc.add(outputs[taps.input_result[lid]], outputs[taps.output_result[lid]])
+        for lid, mom in moments.items():
+            mom.add(outputs[taps.input_result[lid]])
         if reference_elements:
             model_outputs.append(tuple(outputs[: taps.num_original_results]))
         del outputs
@@ -96,6 +109,9 @@ def run_fp32_pass(
                 node=layer.node,
                 input=stats[taps.input_result[layer.id]],
                 output=stats[taps.output_result[layer.id]],
+                input_means=means[layer.id].means()[0] if layer.id in means else None,
+                output_means=means[layer.id].means()[1] if layer.id in means else None,
+                hessian=moments[layer.id].hessian() if layer.id in moments else None,
             )
             for layer in layers
         ),

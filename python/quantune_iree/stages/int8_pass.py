@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..algo.bias_correction import means_accumulators
 from ..algo.metrics import ErrorAccumulator, top1_agreement
 from ..backend.engine import Engine
 from ..backend.targets import get_target
 from ..errors import QuantuneError
 from ..model.graph import ImportedModel
+from ..model.layer import Layer
 from ..model.plan import Plan
 from ..model.results import CalibrationResult, Int8PassResult, LayerError
 from ..model.target import Target
@@ -26,9 +28,11 @@ def run_int8_pass(
     samples: Iterable[Sequence[np.ndarray]],
     *,
     target: Target | None = None,
+    layers: Sequence[Layer] = (),
     progress: Callable[[int], None] | None = None,
 ) -> Int8PassResult:
-    """Runs the plan's model (all layers int8 for the analysis) against the FP32 references."""
+    """Runs the plan's model (all layers int8 for the analysis) against the FP32 references;
+    for `layers` that can be bias-corrected, also their input and output means."""
     ref = calibration.reference
     if ref is None:
         raise QuantuneError("the FP32 pass kept no reference values (reference_elements=None)")
@@ -41,6 +45,7 @@ def run_int8_pass(
     acc_in = {i: ErrorAccumulator() for i in layer_ids}
     acc_out = {i: ErrorAccumulator() for i in layer_ids}
     out_acc = ErrorAccumulator()
+    means = means_accumulators([lay for lay in layers if lay.id in acc_in])
     ref_logits, int8_logits = [], []
     t1 = time.perf_counter()
     count = 0
@@ -55,6 +60,8 @@ def run_int8_pass(
             ):
                 got = outputs[int8_tap].reshape(-1)[ref.indices[fp32_tap]]
                 acc.add(ref.values[fp32_tap][count], got)
+        for lid, macc in means.items():
+            macc.add(outputs[taps.input_result[lid]], outputs[taps.output_result[lid]])
         out_acc.add(ref.outputs[count][0], outputs[0])
         ref_logits.append(ref.outputs[count][0])
         int8_logits.append(outputs[0])
@@ -77,6 +84,7 @@ def run_int8_pass(
                 acc_out[lid].sqnr_db,
                 acc_in[lid].mse,
                 acc_out[lid].mse,
+                *(means[lid].means() if lid in means else (None, None)),
             )
             for lid in layer_ids
         ),
