@@ -7,8 +7,8 @@ pass only where a configuration needs one (empirical bias correction, the rankin
 plans). Reports output SQNR, top-1 agreement with FP32 on all dev images and on the confident
 subset (FP32's top-1 probability >= --confident), and labelled top-1.
 
-Configurations: CALIBRATION[@PERCENTILE][:ROUNDING][:BIAS][:eq], e.g. `minmax`,
-`percentile:gptq:analytic`, `percentile:gptq:analytic:eq`.
+Configurations: CALIBRATION[@PERCENTILE][:ROUNDING][:BIAS][:EQUALIZATION], e.g. `minmax`,
+`percentile:gptq:analytic`, `percentile:gptq:analytic:activations`.
 
 Usage: python tools/ablate.py [EVAL_DIR] [--models mobilenet_v2.onnx,...] [--configs C,...]
            [--fp32-fractions 0.05,0.1] [--out docs/results/accuracy.md]
@@ -30,8 +30,10 @@ from quantune_iree.algo.selection import fraction_k, top_k
 from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.targets import get_target
 from quantune_iree.io.dataset import PRESETS, calibration_files, load_image
+from quantune_iree.ir.equalize import weight_equalization
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
+from quantune_iree.job import JobOptions, equalize_activations
 from quantune_iree.model.plan import Plan, QuantConfig, with_precisions
 from quantune_iree.stages.analysis import analyze
 from quantune_iree.stages.fp32_pass import run_fp32_pass
@@ -40,8 +42,10 @@ from quantune_iree.stages.int8_pass import run_int8_pass
 PREPROCESS = {"mobilenet_v2.onnx": "imagenet", "efficientnet_lite0.onnx": "tf"}
 DEFAULT_CONFIGS = (
     "minmax,percentile,auto,minmax:gptq,percentile:gptq,percentile:nearest:analytic,"
-    "percentile:gptq:analytic,percentile:gptq:empirical,auto:gptq:analytic,minmax:nearest:none:eq,"
-    "percentile:gptq:analytic:eq"
+    "percentile:gptq:analytic,percentile:gptq:empirical,auto:gptq:analytic,"
+    "minmax:nearest:none:weights,percentile:gptq:analytic:weights,"
+    "minmax:nearest:none:activations,percentile:gptq:none:activations,"
+    "percentile:gptq:analytic:activations,percentile:gptq:empirical:activations"
 )
 
 
@@ -53,7 +57,7 @@ def parse_config(text: str) -> QuantConfig:
         percentile=float(pct) if pct else QuantConfig().percentile,
         weight_rounding=parts[1] if len(parts) > 1 else "nearest",
         bias_correction=parts[2] if len(parts) > 2 else "none",
-        equalization=len(parts) > 3 and parts[3] == "eq",
+        equalization=parts[3] if len(parts) > 3 else "none",
     )
 
 
@@ -85,7 +89,8 @@ def score(
 def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, int]:
     path = os.path.join(args.eval_dir, "models", name)
     preset = PRESETS[PREPROCESS[name]]
-    calib = calibration_files(os.path.join(args.eval_dir, "images", "calib"))
+    calib_dir = os.path.join(args.eval_dir, "images", "calib")
+    calib = calibration_files(calib_dir)
 
     def samples():  # noqa: ANN202
         return ([load_image(p, preset)] for p in calib)
@@ -98,7 +103,12 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
     for text in args.configs.split(","):
         config = parse_config(text)
         if config.equalization not in prepared:
-            model = import_onnx(path, equalization=True) if config.equalization else plain
+            model, layers = plain, layer_table(plain)
+            if config.equalization == "weights":
+                model = import_onnx(path, equalization=weight_equalization)
+            elif config.equalization == "activations":
+                opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=config)
+                model, _ = equalize_activations(opts, plain, layers, [])
             layers = layer_table(model)
             fp32 = run_fp32_pass(model, samples(), layers=layers, second_moments=True)
             prepared[config.equalization] = (model, layers, fp32, Engine(model, get_target("host")))
@@ -112,8 +122,11 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
         rows.append(score(dev, mask, engine, plan, f"full INT8, {text}", passes))
     # Mixed plans: the default configuration's analysis (the product's two passes), ranked.
     default = QuantConfig()
-    model = import_onnx(path, equalization=default.equalization)
-    layers = layer_table(model)
+    model, layers = prepared.get(default.equalization, (None, None, None, None))[:2]
+    if model is None:
+        opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=default)
+        model, _ = equalize_activations(opts, plain, layer_table(plain), [])
+        layers = layer_table(model)
     analysis = analyze(model, layers, samples, default)
     ranking = rank_layers(analysis.layers, "combined")
     engine = Engine(model, get_target("host"))

@@ -134,7 +134,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
             per_channel=not args.per_tensor,
             bias_correction=args.bias_correction,
             weight_rounding=args.weight_rounding,
-            equalization=args.equalize,
+            equalization=args.equalization,
         ),
         ranker=args.ranker,
         weights=_weights(args.metric_weight),

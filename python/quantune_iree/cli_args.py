@@ -14,7 +14,13 @@ from .backend.targets import DEFAULT_VULKAN_TARGET, NAMED_TARGETS, PRESETS, VULK
 from .errors import QuantuneError
 from .io.dataset import LAYOUTS
 from .io.dataset import PRESETS as PREPROCESS_PRESETS
-from .model.plan import BIAS_CORRECTIONS, CALIBRATION_METHODS, WEIGHT_ROUNDINGS, QuantConfig
+from .model.plan import (
+    BIAS_CORRECTIONS,
+    CALIBRATION_METHODS,
+    EQUALIZATIONS,
+    WEIGHT_ROUNDINGS,
+    QuantConfig,
+)
 from .zoo import MODELS as ZOO_MODELS
 
 DESCRIPTION = "compile-time mixed-precision (INT8/FP32) quantization of ONNX models with IREE"
@@ -277,11 +283,13 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         f"(default {default.bias_correction})",
     )
     g.add_argument(
-        "--equalize",
-        action=argparse.BooleanOptionalAction,
+        "--equalization",
+        choices=EQUALIZATIONS,
         default=default.equalization,
-        help="cross-layer equalization of conv pairs before import (function-preserving; "
-        f"ReLU6 becomes a per-channel clip) (default {'on' if default.equalization else 'off'})",
+        help="cross-layer equalization before import, function-preserving (ReLU6 becomes a "
+        "per-channel clip): activations evens the channel ranges of depthwise convs' inputs "
+        "(a probe over 16 calibration samples), weights is DFQ's weight-range equalization "
+        f"(default {default.equalization})",
     )
     g.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
     g.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -27,6 +28,7 @@ from .errors import QuantuneError
 from .io import report
 from .io.dataset import Preprocess, calibration_files, iter_samples, samples_in_memory
 from .io.output import check_writable, write_all_atomic
+from .ir.equalize import activation_equalization, weight_equalization
 from .ir.importer import import_onnx
 from .ir.layers import layer_table
 from .model.graph import ImportedModel
@@ -42,11 +44,13 @@ from .model.plan import (
 from .model.results import Analysis, JobOutcome, KindSpeed, Selection, Verification
 from .model.target import Target
 from .stages.analysis import analyze
+from .stages.fp32_pass import input_channel_ranges
 from .stages.search import min_sqnr_selection
 from .stages.speed_probe import check_probe_target, measure_kinds, plan_latency
 from .stages.verify import verify_build, verify_device
 
 DEFAULT_FP32_FRACTION = 0.05
+EQUALIZATION_PROBE = 16  # calibration samples the activation-equalization probe runs
 MAX_FALLBACKS = 8
 
 
@@ -208,6 +212,24 @@ def _estimator(opts: JobOptions) -> A53Estimator | None:
     return A53Estimator(script)
 
 
+def equalize_activations(
+    opts: JobOptions, model: ImportedModel, layers: Sequence[Layer], notes: list[str]
+) -> tuple[ImportedModel, tuple[int, float]]:
+    """Re-imports the model with the channel ranges of its depthwise convs' inputs evened out
+    (ir.equalize.activation_equalization), measured by a probe over the first
+    EQUALIZATION_PROBE calibration samples. Returns the model and (samples, seconds)."""
+    assert opts.calib is not None
+    t0 = time.perf_counter()
+    depthwise = [lay for lay in layers if lay.kind == "depthwise_conv"]
+    if not depthwise:
+        return model, (0, 0.0)
+    limit = min(opts.calib_limit or EQUALIZATION_PROBE, EQUALIZATION_PROBE)
+    samples = list(iter_samples(opts.calib, model.inputs, opts.preprocess, limit))
+    ranges = input_channel_ranges(model, depthwise, samples)
+    model = import_onnx(opts.model, opts.input_shapes, lambda m: activation_equalization(m, ranges))
+    return model, (len(samples), time.perf_counter() - t0)
+
+
 def _read_plan(path: str) -> Plan:
     try:
         with open(path) as f:
@@ -259,15 +281,20 @@ def run_job(
     ):
         check_i8_storage(opts.target)
     saved = _read_plan(opts.plan) if opts.plan else None
+    mode = "none" if saved else opts.config.equalization
     model = import_onnx(
         opts.model,
         opts.input_shapes,
-        saved.equalization if saved else opts.config.equalization,
+        saved.equalization if saved else weight_equalization if mode == "weights" else (),
     )
     layers = layer_table(model)
     notes = list(model.notes)
     if opts.calib is not None and not isinstance(opts.calib, str):
         opts = replace(opts, calib=samples_in_memory(opts.calib, model.inputs, notes))
+    probe: tuple[int, float] | None = None
+    if mode == "activations" and opts.calib is not None:
+        model, probe = equalize_activations(opts, model, layers, notes)
+        layers = layer_table(model)
     analysis: Analysis | None = None
     selection: Selection | None = None
     speeds: tuple[KindSpeed, ...] = ()
@@ -317,6 +344,7 @@ def run_job(
         target_name=opts.target.name if opts.target else "",
         verification=verification,
         notes=tuple(notes),
+        equalization_probe=probe,
     )
     files[paths["plan"]] = plan_to_json(plan, report.TOOL)
     files[paths["report_md"]] = report.report_markdown(outcome)

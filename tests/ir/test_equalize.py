@@ -9,7 +9,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from quantune_iree.errors import QuantuneError
-from quantune_iree.ir.equalize import apply_equalization, equalize, find_chains
+from quantune_iree.ir.equalize import (
+    activation_equalization,
+    apply_equalization,
+    depthwise_pairs,
+    find_chains,
+    weight_equalization,
+)
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
 from quantune_iree.model.plan import EqualizedPair
@@ -65,7 +71,7 @@ def test_pairs_through_clip_and_relu_but_not_a_shared_tensor() -> None:
 
 def test_function_is_preserved_and_ranges_evened() -> None:
     model = _model()
-    pairs = equalize(model)
+    pairs = weight_equalization(model)
     out = apply_equalization(model, pairs)
     rng = np.random.default_rng(1)
     for _ in range(3):
@@ -88,7 +94,7 @@ def test_function_is_preserved_and_ranges_evened() -> None:
 
 def test_a_plans_pairs_reapply_and_bad_pairs_are_refused(tmp_path) -> None:
     model = _model()
-    pairs = equalize(model)
+    pairs = weight_equalization(model)
     again = apply_equalization(model, pairs)
     x = np.ones((1, 3, 8, 8), np.float32)
     np.testing.assert_array_equal(_run(again, x), _run(apply_equalization(model, pairs), x))
@@ -105,6 +111,31 @@ def test_a_plans_pairs_reapply_and_bad_pairs_are_refused(tmp_path) -> None:
 def test_equalized_import_keeps_the_models_identity(tmp_path) -> None:
     path = str(tmp_path / "eq.onnx")
     onnx.save(_model(), path)
-    plain, eq = import_onnx(path), import_onnx(path, equalization=True)
+    plain, eq = import_onnx(path), import_onnx(path, equalization=weight_equalization)
     assert eq.sha256 == plain.sha256 and len(eq.equalization) == 2 and not plain.equalization
     assert [lay.node for lay in layer_table(eq)] == [lay.node for lay in layer_table(plain)]
+
+
+def test_activation_equalization_evens_the_depthwise_input_and_keeps_every_weight_code() -> None:
+    """Only chains into a depthwise conv; the channel ranges measured become equal; since both
+    convs' rows are scaled whole, their per-channel int8 codes are unchanged."""
+    model = _model()
+    assert depthwise_pairs(model) == {"b": "a"}
+    ranges = {"b": np.array([0.1, 0.5, 6.0, 3.0, 0.0, 1.5])}
+    (pair,) = activation_equalization(model, ranges, strength=1.0)
+    assert (pair.first, pair.second) == ("a", "b")
+    np.testing.assert_allclose(pair.scales, [0.1 / 6, 0.5 / 6, 1.0, 0.5, 1.0, 0.25])
+    out = apply_equalization(model, [pair])
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    want = _run(model, x)
+    np.testing.assert_allclose(_run(out, x), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    w0 = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    w1 = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    for name in ("wa", "wb"):
+        rows0, rows1 = w0[name].reshape(6, -1), w1[name].reshape(6, -1)
+        q0 = np.rint(rows0 / (np.abs(rows0).max(axis=1, keepdims=True) / 127))
+        q1 = np.rint(rows1 / (np.abs(rows1).max(axis=1, keepdims=True) / 127))
+        assert np.abs(q0 - q1).max() <= 1 and np.mean(q0 != q1) < 0.02  # float ties only
+    assert activation_equalization(model, {}) == []
+    (half,) = activation_equalization(model, ranges)  # default strength 0.5
+    np.testing.assert_allclose(half.scales, np.sqrt(pair.scales))

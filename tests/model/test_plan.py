@@ -79,7 +79,9 @@ def test_corrections_offsets_and_equalization_round_trip() -> None:
     offsets = np.array([0, 1, -2, 0, 0, 3], np.int8)
     plan = replace(
         PLAN,
-        config=QuantConfig(bias_correction="empirical", weight_rounding="gptq", equalization=True),
+        config=QuantConfig(
+            bias_correction="empirical", weight_rounding="gptq", equalization="weights"
+        ),
         layers=(
             replace(
                 PLAN.layers[0],
@@ -107,7 +109,7 @@ def test_plans_written_before_the_corrections_read_as_uncorrected() -> None:
             del entry[key]
     back = plan_from_json(json.dumps(data), "old.json")
     assert back.config.bias_correction == "none" and back.config.weight_rounding == "nearest"
-    assert not back.config.equalization and back.layers[0].bias_correction == ()
+    assert back.config.equalization == "none" and back.layers[0].bias_correction == ()
 
 
 @pytest.mark.parametrize(
@@ -115,6 +117,7 @@ def test_plans_written_before_the_corrections_read_as_uncorrected() -> None:
     [
         (lambda d: d["config"].update(bias_correction="kl"), "unknown bias correction 'kl'"),
         (lambda d: d["config"].update(weight_rounding="up"), "unknown weight rounding 'up'"),
+        (lambda d: d["config"].update(equalization="all"), "unknown equalization 'all'"),
         (lambda d: d["layers"][0].update(weight_offsets="@@"), "not base64 zlib data"),
         (
             lambda d: d.update(equalization=[{"first": "a", "second": "b", "scales": [0.0]}]),

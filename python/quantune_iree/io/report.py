@@ -285,6 +285,19 @@ def sidecar_json(
 # --- the job's summary: one list of facts, printed and written ----------------------------
 
 
+def _equalization_text(outcome: JobOutcome) -> str:
+    pairs, probe = outcome.plan.equalization, outcome.equalization_probe
+    if not pairs:
+        return "; no equalization"
+    how = (
+        f" (channel ranges of depthwise inputs, from a probe over {probe[0]} calibration "
+        f"samples, {probe[1]:.1f} s: not a full pass)"
+        if probe
+        else ""
+    )
+    return f"; {len(pairs)} conv pairs equalized before import{how}"
+
+
 def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
     """(label, sentence) for what the job measured and decided, in order."""
     facts = [("note", note) for note in outcome.notes]
@@ -320,11 +333,7 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
                 if cfg.bias_correction == "analytic"
                 else ""
             )
-            + (
-                f"; {len(outcome.plan.equalization)} conv pairs equalized before import"
-                if outcome.plan.equalization
-                else "; no equalization"
-            ),
+            + _equalization_text(outcome),
         )
     )
     sel = outcome.selection

@@ -9,7 +9,7 @@ elements (not dense resources) so the native passes can read them through the C 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -22,7 +22,7 @@ from ..model.graph import ImportedModel, TensorSpec
 from ..model.layer import ConvGeometry
 from ..model.plan import EqualizedPair
 from . import session as ir_session
-from .equalize import apply_equalization, equalize
+from .equalize import apply_equalization
 
 # Above this many elements a single tensor is refused before anything is allocated.
 MAX_TENSOR_ELEMENTS = 1 << 31
@@ -209,17 +209,18 @@ def conv_geometry(node: onnx.NodeProto) -> ConvGeometry | None:
 def import_onnx(
     path: str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
-    equalization: Sequence[EqualizedPair] | bool = (),
+    equalization: Sequence[EqualizedPair]
+    | Callable[[onnx.ModelProto], Sequence[EqualizedPair]] = (),
 ) -> ImportedModel:
     """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused).
     `equalization`: cross-layer equalization applied to the ONNX graph first, as these pairs
-    (a plan's), or True to find every pair and choose the scales (ir.equalize)."""
+    (a plan's), or as the function gives them for the graph (ir.equalize)."""
     model = load_onnx(path)
     check_memory(model, path)
     if input_shapes:
         _apply_input_shapes(model, input_shapes, path)
     notes = _default_batch(model, input_shapes or {}, path)
-    pairs = tuple(equalize(model) if equalization is True else equalization or ())
+    pairs = tuple(equalization(model) if callable(equalization) else equalization)
     if pairs:
         try:
             model = apply_equalization(model, pairs)

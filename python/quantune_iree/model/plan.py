@@ -23,6 +23,7 @@ PLAN_VERSION = 1
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse", "auto")
 BIAS_CORRECTIONS = ("none", "analytic", "empirical")
 WEIGHT_ROUNDINGS = ("nearest", "gptq")
+EQUALIZATIONS = ("none", "weights", "activations")
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class QuantConfig:
     per_channel: bool = True  # weights
     bias_correction: str = "analytic"  # one of BIAS_CORRECTIONS
     weight_rounding: str = "gptq"  # one of WEIGHT_ROUNDINGS
-    equalization: bool = False  # cross-layer equalization of conv pairs (ir.equalize)
+    equalization: str = "activations"  # one of EQUALIZATIONS (ir.equalize)
 
     def __post_init__(self) -> None:
         for value, choices, what in (
             (self.calibration, CALIBRATION_METHODS, "calibration method"),
             (self.bias_correction, BIAS_CORRECTIONS, "bias correction"),
             (self.weight_rounding, WEIGHT_ROUNDINGS, "weight rounding"),
+            (self.equalization, EQUALIZATIONS, "equalization"),
         ):
             if value not in choices:
                 raise QuantuneError(f"unknown {what} '{value}'; choose from {', '.join(choices)}")
@@ -286,7 +288,7 @@ def plan_from_json(text: str, source: str) -> Plan:
                 per_channel=bool(cfg["per_channel_weights"]),
                 bias_correction=str(cfg.get("bias_correction", "none")),
                 weight_rounding=str(cfg.get("weight_rounding", "nearest")),
-                equalization=bool(cfg.get("equalization", False)),
+                equalization=str(cfg.get("equalization", "none")),
             )
         except QuantuneError as exc:
             raise QuantuneError(f"{source}: {exc}", file=source) from None

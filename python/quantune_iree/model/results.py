@@ -207,3 +207,5 @@ class JobOutcome:
     target_name: str = ""
     verification: Verification | None = None  # --verify of a Vulkan build
     notes: tuple[str, ...] = ()  # what was assumed about the model or the data, one line each
+    # Activation equalization's probe: (calibration samples run, seconds); None when not run.
+    equalization_probe: tuple[int, float] | None = None

@@ -132,3 +132,27 @@ def run_fp32_pass(
         if reference_elements
         else None,
     )
+
+
+def input_channel_ranges(
+    model: ImportedModel,
+    layers: Sequence[Layer],
+    samples: Iterable[Sequence[np.ndarray]],
+    *,
+    target: Target | None = None,
+) -> dict[str, np.ndarray]:
+    """max |x_c| over `samples` of each input channel (axis 1) of `layers`, by node name: what
+    activation equalization evens out (ir.equalize). A probe over a few samples, not a pass."""
+    runner = Engine(model, target or get_target("host")).load(
+        taps=[layer.id for layer in layers], what="equalization probe"
+    )
+    taps = runner.taps
+    assert taps is not None
+    ranges: dict[str, np.ndarray] = {}
+    for sample in samples:
+        outputs = runner(sample)
+        for layer in layers:
+            x = np.abs(outputs[taps.input_result[layer.id]])
+            r = x.max(axis=tuple(d for d in range(x.ndim) if d != 1))
+            ranges[layer.node] = np.maximum(ranges[layer.node], r) if layer.node in ranges else r
+    return ranges
