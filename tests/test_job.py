@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import conv_stack_inputs, dispatch_sources, npy_folder
+from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.runtime import Runner, run_module_cli
 from quantune_iree.backend.targets import get_target
 from quantune_iree.cli import main
@@ -73,11 +74,37 @@ def test_outputs_and_plan(compiled) -> None:
 
 def test_fp32_layers_compile_to_float_and_int8_to_integer_dispatches(compiled, tmp_path) -> None:
     opts, result = compiled
-    model = import_onnx(opts.model)
+    model = import_onnx(opts.model, equalization=result.plan.equalization)
     dispatches = dispatch_sources(apply_plan(model, result.plan), tmp_path)
     kinds = [n.rsplit("_", 1)[-1] for n in dispatches if re.search(r"_(conv|matmul)", n)]
     assert kinds.count("f32") == len(result.plan.fp32_layers) == 2
     assert kinds.count("i8xi8xi32") == len(result.plan.int8_layers) == 4
+
+
+def test_default_techniques_are_recorded_and_the_equalized_model_is_the_same_function(
+    compiled,
+) -> None:
+    """conv0 → Relu → dwconv1 is equalized (the probe: 5 samples), the FP32 build computes the
+    same function, and the plan and report say what ran."""
+    opts, result = compiled
+    plan = result.plan
+    assert [(p.first, p.second) for p in plan.equalization] == [("conv0", "dwconv1")]
+    assert max(plan.equalization[0].scales) == 1.0 > min(plan.equalization[0].scales)
+    c = plan.config
+    assert [c.calibration, c.weight_rounding, c.bias_correction] == [
+        "percentile",
+        "gptq",
+        "analytic",
+    ]
+    assert all(lp.weight_offsets is not None and lp.bias_correction for lp in plan.int8_layers)
+    report = open(output_paths(opts.output, True)["report_md"]).read()
+    assert "1 conv pairs equalized before import" in report and "probe over 5" in report
+    assert "gptq (" in report and "analytic (max |c|" in report
+    plain = Engine(import_onnx(opts.model), get_target("host")).load(None)
+    eq = Engine(import_onnx(opts.model, equalization=plan.equalization), get_target("host"))
+    equalized = eq.load(None)
+    for x in conv_stack_inputs(3, seed=4):
+        np.testing.assert_allclose(equalized([x])[0], plain([x])[0], rtol=1e-4, atol=1e-5)
 
 
 def test_reapplying_the_saved_plan_gives_identical_vmfb(compiled, tmp_path) -> None:

@@ -3,6 +3,7 @@ the passes on an iree.compiler.ir.Module, giving what `quantune-iree compile` gi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from quantune_iree.cli import main
 from quantune_iree.errors import QuantuneError
 from quantune_iree.ir import session as ir_session
 from quantune_iree.ir.importer import IMPORT_FLAGS
-from quantune_iree.model.plan import plan_from_json
+from quantune_iree.model.plan import EqualizedPair, plan_from_json
 
 
 def _tool(name: str) -> str:
@@ -29,10 +30,12 @@ def _tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def compiled(conv_stack_path, tmp_path_factory):  # noqa: ANN001, ANN201
-    """`quantune-iree compile` of conv_stack: its plan and its vmfb."""
+    """`quantune-iree compile` of conv_stack for MLIR toolchains (no equalization, which
+    rewrites the ONNX graph): its plan and its vmfb."""
     out = tmp_path_factory.mktemp("compiled")
     calib = npy_folder(out / "calib", conv_stack_inputs(3, seed=1))
-    assert main(["compile", conv_stack_path, "--calib", calib, "-o", str(out / "m.vmfb")]) == 0
+    args = ["--calib", calib, "--equalization", "none", "-o", str(out / "m.vmfb")]
+    assert main(["compile", conv_stack_path, *args]) == 0
     return str(out / "m.plan.json"), (out / "m.vmfb").read_bytes()
 
 
@@ -102,6 +105,11 @@ def test_opt_refusals(conv_stack_path, compiled, tmp_path, capsys) -> None:
     short = type(short)(short.model_sha256, short.config, short.layers[:5])
     with pytest.raises(QuantuneError, match="the plan has 5 layers, the module 6"):
         toolchain.opt(torch_text, short)
+    equalized = dataclasses.replace(
+        plan_from_json(text, plan), equalization=(EqualizedPair("a", "b", (1.0,)),)
+    )
+    with pytest.raises(QuantuneError, match="equalizes 1 conv pairs.*--equalization none"):
+        toolchain.opt(torch_text, equalized)
 
 
 def test_opt_help_explains_the_plan(capsys) -> None:
