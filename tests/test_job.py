@@ -99,7 +99,7 @@ def test_default_techniques_are_recorded_and_the_equalized_model_is_the_same_fun
     assert all(lp.weight_offsets is not None and lp.bias_correction for lp in plan.int8_layers)
     report = open(output_paths(opts.output, True)["report_md"]).read()
     assert "1 conv pairs equalized before import" in report and "probe over 5" in report
-    assert "gptq (" in report and "analytic (max |c|" in report
+    assert "gptq (" in report and "analytic (up to " in report
     plain = Engine(import_onnx(opts.model), get_target("host")).load(None)
     eq = Engine(import_onnx(opts.model, equalization=plan.equalization), get_target("host"))
     equalized = eq.load(None)

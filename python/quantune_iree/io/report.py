@@ -190,7 +190,7 @@ def _technique_columns(plan: Plan, lp: LayerPlan) -> dict[str, str]:
         else f"gptq ({100 * float(np.mean(np.asarray(offsets) != 0)):.0f}% moved)"
     )
     corr = (
-        f"{plan.config.bias_correction} (max |c| {_fmt(float(np.max(np.abs(lp.bias_correction))))})"
+        f"{plan.config.bias_correction} (up to {_fmt(float(np.max(np.abs(lp.bias_correction))))})"
         if lp.bias_correction
         else "none"
     )
