@@ -285,17 +285,29 @@ def sidecar_json(
 # --- the job's summary: one list of facts, printed and written ----------------------------
 
 
-def _equalization_text(outcome: JobOutcome) -> str:
-    pairs, probe = outcome.plan.equalization, outcome.equalization_probe
-    if not pairs:
-        return "; no equalization"
-    how = (
-        f" (channel ranges of depthwise inputs, from a probe over {probe[0]} calibration "
-        f"samples, {probe[1]:.1f} s: not a full pass)"
-        if probe
-        else ""
+_HOW = {
+    "gptq": " (GPTQ, from the FP32 pass's input second moments)",
+    "analytic": " (weight error x the FP32 pass's input means)",
+    "empirical": " (measured in the INT8 pass: no extra pass)",
+}
+
+
+def _config_text(outcome: JobOutcome) -> str:
+    """The quantization configuration and how each technique got its data."""
+    cfg, pairs, probe = outcome.plan.config, outcome.plan.equalization, outcome.equalization_probe
+    pct = f" ({cfg.percentile}%)" if cfg.calibration in ("percentile", "auto") else ""
+    eq = f"; {len(pairs)} conv pairs equalized before import" if pairs else "; no equalization"
+    if pairs and probe:
+        eq += (
+            f" (channel ranges of depthwise inputs, from a probe over {probe[0]} calibration "
+            f"samples, {probe[1]:.1f} s: not a full pass)"
+        )
+    return (
+        f"activation ranges: {cfg.calibration}{pct}; weights per-"
+        f"{'channel' if cfg.per_channel else 'tensor'}, rounding {cfg.weight_rounding}"
+        f"{_HOW.get(cfg.weight_rounding, '')}; bias correction {cfg.bias_correction}"
+        f"{_HOW.get(cfg.bias_correction, '')}{eq}"
     )
-    return f"; {len(pairs)} conv pairs equalized before import{how}"
 
 
 def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
@@ -312,30 +324,7 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
                 f"{100 * a.int8.top1_agreement:.1f}% on the calibration set",
             )
         )
-    cfg = outcome.plan.config
-    facts.append(
-        (
-            "quantization",
-            f"activation ranges: {cfg.calibration}"
-            + (f" ({cfg.percentile}%)" if cfg.calibration in ("percentile", "auto") else "")
-            + f"; weights per-{'channel' if cfg.per_channel else 'tensor'}, rounding "
-            f"{cfg.weight_rounding}"
-            + (
-                " (from the FP32 pass's input second moments)"
-                if cfg.weight_rounding == "gptq"
-                else ""
-            )
-            + f"; bias correction {cfg.bias_correction}"
-            + (
-                " (measured in the INT8 pass: no extra pass)"
-                if cfg.bias_correction == "empirical"
-                else " (weight error x the FP32 pass's input means)"
-                if cfg.bias_correction == "analytic"
-                else ""
-            )
-            + _equalization_text(outcome),
-        )
-    )
+    facts.append(("quantization", _config_text(outcome)))
     sel = outcome.selection
     if sel is not None:
         extra = f", {sel.extra_passes} extra inference passes" if sel.extra_passes else ""
