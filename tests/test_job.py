@@ -91,14 +91,12 @@ def test_default_techniques_are_recorded_and_the_equalized_model_is_the_same_fun
     assert [(p.first, p.second) for p in plan.equalization] == [("conv0", "dwconv1")]
     assert max(plan.equalization[0].scales) == 1.0 > min(plan.equalization[0].scales)
     c = plan.config
-    assert [c.calibration, c.weight_rounding, c.bias_correction] == [
-        "percentile",
-        "gptq",
-        "analytic",
-    ]
+    want = ("percentile", "gptq", "analytic")
+    assert (c.calibration, c.weight_rounding, c.bias_correction) == want
     assert all(lp.weight_offsets is not None and lp.bias_correction for lp in plan.int8_layers)
     report = open(output_paths(opts.output, True)["report_md"]).read()
-    assert "1 conv pairs equalized before import" in report and "probe over 5" in report
+    assert "1 conv pairs equalized before import" in report and "probe run over 5" in report
+    assert "3 full inference passes (FP32, INT8, and the equalization probe" in report
     assert "gptq (" in report and "analytic (up to " in report
     plain = Engine(import_onnx(opts.model), get_target("host")).load(None)
     eq = Engine(import_onnx(opts.model, equalization=plan.equalization), get_target("host"))
@@ -216,6 +214,7 @@ def test_cli_compile_and_run(conv_stack_path, calib, tmp_path, capsys) -> None:
         (["--fp32-fraction", "2"], "must be within [0, 1]"),
         (["--ranker", "oracle"], "invalid choice: 'oracle'"),
         (["--metric-weight", "speed=1"], "unknown metric weight speed"),
+        (["--equalization-probe", "0"], "must be at least 1 sample"),
     ],
 )
 def test_cli_conflicting_or_bad_flags(conv_stack_path, calib, tmp_path, capsys, extra, message):

@@ -136,6 +136,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
             weight_rounding=args.weight_rounding,
             equalization=args.equalization,
         ),
+        equalization_probe=args.equalization_probe,
         ranker=args.ranker,
         weights=_weights(args.metric_weight),
         seed=args.seed,

@@ -291,6 +291,13 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         "(a probe over 16 calibration samples), weights is DFQ's weight-range equalization "
         f"(default {default.equalization})",
     )
+    g.add_argument(
+        "--equalization-probe",
+        type=int,
+        metavar="N",
+        help="run the activation-equalization probe on the first N calibration samples only "
+        "(default all: one more pass, reported)",
+    )
     g.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
     g.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales")
     g.add_argument(

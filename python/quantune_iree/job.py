@@ -50,7 +50,6 @@ from .stages.speed_probe import check_probe_target, measure_kinds, plan_latency
 from .stages.verify import verify_build, verify_device
 
 DEFAULT_FP32_FRACTION = 0.05
-EQUALIZATION_PROBE = 16  # calibration samples the activation-equalization probe runs
 MAX_FALLBACKS = 8
 
 
@@ -76,6 +75,9 @@ class JobOptions:
     objective: str = "accuracy"  # one of algo.selection.OBJECTIVES
     a53est: str | None = None  # A53 estimator script: the objectives' pricing for cortex-a53
     verify: bool = False  # run a Vulkan build on this machine's device against the host build
+    # Calibration samples the activation-equalization probe runs (None: all of them, one more
+    # pass; 16 measured 0.8 dB worse on MobileNetV2: docs/results/accuracy.md).
+    equalization_probe: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def _check_options(opts: JobOptions) -> None:
     chosen = [x is not None for x in (opts.fp32_layers, opts.fp32_fraction, opts.min_sqnr)]
     if sum(chosen) > 1:
         raise QuantuneError("fp32_layers, fp32_fraction and min_sqnr conflict: give one")
+    if opts.equalization_probe is not None and opts.equalization_probe < 1:
+        raise QuantuneError("--equalization-probe must be at least 1 sample")
     if opts.objective not in OBJECTIVES:
         raise QuantuneError(f"unknown objective '{opts.objective}'; known: {', '.join(OBJECTIVES)}")
     if not opts.plan and opts.calib is None:
@@ -216,18 +220,26 @@ def equalize_activations(
     opts: JobOptions, model: ImportedModel, layers: Sequence[Layer], notes: list[str]
 ) -> tuple[ImportedModel, tuple[int, float]]:
     """Re-imports the model with the channel ranges of its depthwise convs' inputs evened out
-    (ir.equalize.activation_equalization), measured by a probe over the first
-    EQUALIZATION_PROBE calibration samples. Returns the model and (samples, seconds)."""
+    (ir.equalize.activation_equalization), measured by a probe over the calibration samples
+    (the first `opts.equalization_probe` of them). Returns the model and (samples, seconds)."""
     assert opts.calib is not None
     t0 = time.perf_counter()
     depthwise = [lay for lay in layers if lay.kind == "depthwise_conv"]
     if not depthwise:
         return model, (0, 0.0)
-    limit = min(opts.calib_limit or EQUALIZATION_PROBE, EQUALIZATION_PROBE)
-    samples = list(iter_samples(opts.calib, model.inputs, opts.preprocess, limit))
-    ranges = input_channel_ranges(model, depthwise, samples)
+    limits = [n for n in (opts.calib_limit, opts.equalization_probe) if n is not None]
+    limit = min(limits) if limits else None
+    count = 0
+
+    def samples():  # noqa: ANN202 - streamed, counted
+        nonlocal count
+        for sample in iter_samples(opts.calib, model.inputs, opts.preprocess, limit):
+            count += 1
+            yield sample
+
+    ranges = input_channel_ranges(model, depthwise, samples())
     model = import_onnx(opts.model, opts.input_shapes, lambda m: activation_equalization(m, ranges))
-    return model, (len(samples), time.perf_counter() - t0)
+    return model, (count, time.perf_counter() - t0)
 
 
 def _read_plan(path: str) -> Plan:

@@ -299,8 +299,8 @@ def _config_text(outcome: JobOutcome) -> str:
     eq = f"; {len(pairs)} conv pairs equalized before import" if pairs else "; no equalization"
     if pairs and probe:
         eq += (
-            f" (channel ranges of depthwise inputs, from a probe over {probe[0]} calibration "
-            f"samples, {probe[1]:.1f} s: not a full pass)"
+            f" (channel ranges of depthwise inputs, from a probe run over {probe[0]} "
+            f"calibration samples before the analysis, {probe[1]:.1f} s)"
         )
     return (
         f"activation ranges: {cfg.calibration}{pct}; weights per-"
@@ -315,10 +315,14 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
     facts = [("note", note) for note in outcome.notes]
     a = outcome.analysis
     if a is not None:
+        probe = outcome.equalization_probe
+        extra = probe is not None and probe[0] >= a.calibration.samples
         facts.append(
             (
                 "analysis",
-                f"{a.inference_passes} full inference passes over {a.calibration.samples} "
+                f"{a.inference_passes + extra} full inference passes "
+                f"{'(FP32, INT8, and the equalization probe before them) ' if extra else ''}"
+                f"over {a.calibration.samples} "
                 f"calibration samples in {a.seconds:.1f} s; full-INT8 output SQNR "
                 f"{a.int8.output_sqnr_db:.2f} dB, top-1 agreement "
                 f"{100 * a.int8.top1_agreement:.1f}% on the calibration set",
