@@ -355,7 +355,7 @@ def mnv2_plans(tmp_path_factory):  # noqa: ANN201
         opts = JobOptions(model, str(out / name), calib=calib, calib_limit=8, fp32_layers=k)
         run_job(replace(opts, preprocess=_imagenet()), build=False)
         plans[name] = plan_from_json((out / f"{name}.plan.json").read_text(), name)
-    return import_onnx(model), plans
+    return import_onnx(model, equalization=plans["int8"].equalization), plans
 
 
 def _imagenet():  # noqa: ANN202

@@ -84,7 +84,9 @@ def host_table(
             if pname != "default" and not extra:
                 continue
             try:
-                runners[f"{bname} / {pname}"] = Engine(model, target).load(plan, what="bench")
+                runners[f"{bname} / {pname}"] = Engine(args.model_for(plan), target).load(
+                    plan, what="bench"
+                )
             except Exception as exc:  # a flag set the backend cannot compile is reported
                 print(f"{bname} / {pname}: compile failed: {str(exc).splitlines()[0][:120]}")
     calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
@@ -111,13 +113,15 @@ def host_table(
     return "\n".join(lines)
 
 
-def a53_table(model: ImportedModel, builds: dict[str, Plan | None], x: np.ndarray, sh: str) -> str:
+def a53_table(
+    model: ImportedModel, builds: dict[str, Plan | None], x: np.ndarray, sh: str, args
+) -> str:  # noqa: ANN001
     names, vmfbs, flags = [], [], ()
     for pname, target in a53_targets().items():
         for bname, plan in builds.items():
             if pname == "default" or bname == "fp32":
                 names.append(f"{bname} / {pname}")
-                vmfbs.append(Engine(model, target).build(plan))
+                vmfbs.append(Engine(args.model_for(plan), target).build(plan))
                 flags = target.runtime_flags
     est = A53Estimator(sh).cycles(vmfbs, model.function, [x], flags)
     cycles = dict(zip(names, est, strict=True))
@@ -150,6 +154,17 @@ def main() -> int:
 
     model = import_onnx(args.model)
     engine = Engine(model, get_target("host"))
+    equalized: dict[tuple, ImportedModel] = {}
+
+    def model_for(plan: Plan | None) -> ImportedModel:
+        """The model a plan applies to: its equalization re-applied to the ONNX graph."""
+        if plan is None or not plan.equalization:
+            return model
+        if plan.equalization not in equalized:
+            equalized[plan.equalization] = import_onnx(args.model, equalization=plan.equalization)
+        return equalized[plan.equalization]
+
+    args.model_for = model_for
     args.samples = list(
         iter_samples(args.calib, model.inputs, PRESETS[args.preprocess], args.calib_limit)
     )
@@ -168,7 +183,7 @@ def main() -> int:
         print(host_table(model, builds, args.samples[0], args))
     if args.a53est:
         print()
-        print(a53_table(model, builds, args.samples[0][0], args.a53est))
+        print(a53_table(model, builds, args.samples[0][0], args.a53est, args))
     return 0
 
 

@@ -32,10 +32,10 @@ def main() -> int:
     ap.add_argument("--preprocess", default="imagenet", choices=sorted(PRESETS))
     args = ap.parse_args()
 
-    model = import_onnx(args.model)
+    plan = plan_from_json(open(args.plan).read(), args.plan)
+    model = import_onnx(args.model, equalization=plan.equalization)
     target = get_target("vulkan", vulkan_target=args.vulkan_target)
     device = verify_device(target)
-    plan = plan_from_json(open(args.plan).read(), args.plan)
     check_plan_matches(plan, layer_table(model), model.sha256, args.plan)
     x = load_image(args.image, PRESETS[args.preprocess])
     checks = check_layers(model, plan, target, [x])

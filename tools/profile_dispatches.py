@@ -100,11 +100,10 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
 
-    model = import_onnx(args.model)
+    plan = plan_from_json(open(args.plan).read(), args.plan) if args.plan else None
+    model = import_onnx(args.model, equalization=plan.equalization if plan else ())
     engine = Engine(model, get_target("host", preset=args.preset))
-    plan = None
-    if args.plan:
-        plan = plan_from_json(open(args.plan).read(), args.plan)
+    if plan is not None:
         check_plan_matches(plan, engine.layers, model.sha256, args.plan)
     elif args.calib:
         samples = iter_samples(args.calib, model.inputs, PRESETS[args.preprocess], 16)
