@@ -121,3 +121,18 @@ def test_mobilenet_v2_default_plan_on_lavapipe_is_right_layer_by_layer(calib_ima
     ]
     assert all(c.local_db == np.inf for c in checks if c.precision == "int8")  # same integers
     assert checks[-1].vs_host_db < verify.MIN_SQNR_DB  # and yet the runs drift apart
+
+
+def test_an_equalized_plan_is_checked_against_the_equalized_weights(conv_stack_path) -> None:
+    """The layers-alone model takes its weights from the ONNX graph: with an equalizing plan,
+    from the rescaled graph the plan's scales were made for, so every int8 layer stays exact."""
+    from quantune_iree.ir.importer import import_onnx
+    from quantune_iree.model.plan import EqualizedPair
+
+    require_lavapipe()
+    pair = EqualizedPair("conv0", "dwconv1", (0.25, 1.0, 0.5, 1.0, 0.125, 1.0, 1.0, 0.5))
+    model = import_onnx(conv_stack_path, equalization=[pair])
+    stats = run_fp32_pass(model, [[x] for x in conv_stack_inputs(4, seed=3)])
+    plan = build_plan(model.sha256, layer_table(model), stats, QuantConfig())
+    checks = verify.check_layers(model, plan, LLVMPIPE, conv_stack_inputs(1, seed=8))
+    assert all(c.local_db == np.inf for c in checks), [(c.layer_id, c.local_db) for c in checks]
