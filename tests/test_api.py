@@ -35,7 +35,8 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(code.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "2 full inference passes over 4 calibration samples" in out
+    assert "3 full inference passes (FP32, INT8, and the equalization probe" in out
+    assert "over 4 calibration samples" in out
     assert out.count("dB of noise") == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "mobilenet_v2.plan.json",
