@@ -288,7 +288,7 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         default=default.equalization,
         help="cross-layer equalization before import, function-preserving (ReLU6 becomes a "
         "per-channel clip): activations evens the channel ranges of depthwise convs' inputs "
-        "(a probe over 16 calibration samples), weights is DFQ's weight-range equalization "
+        "(a probe pass over the calibration set), weights is DFQ's weight-range equalization "
         f"(default {default.equalization})",
     )
     g.add_argument(
