@@ -17,7 +17,7 @@ tap reads, padding zeros included), plus the bias.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -50,17 +50,18 @@ def supported(layer: Layer) -> bool:
     return w.ndim == 2 or (layer.geometry is not None and len(layer.input_shape) == w.ndim)
 
 
-def window_means(x: np.ndarray, kernel: Sequence[int], geometry: ConvGeometry) -> np.ndarray:
-    """(C, *kernel): for each input channel and kernel tap, the mean over the batch and all
-    output positions of the (zero-padded) input value that tap reads."""
+def padded_windows(
+    x: np.ndarray, kernel: Sequence[int], geometry: ConvGeometry, dtype: type = np.float64
+) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """(kernel tap, (N, C, *out) input values that tap reads at every output position), over
+    the zero-padded input, for each tap of the window."""
     rank = len(kernel)
     pads = [(0, 0), (0, 0)] + [(geometry.pads[d], geometry.pads[d + rank]) for d in range(rank)]
-    xp = np.pad(np.asarray(x, np.float64), pads)
+    xp = np.pad(np.asarray(x, dtype), pads)
     out = [
         (xp.shape[2 + d] - geometry.dilations[d] * (kernel[d] - 1) - 1) // geometry.strides[d] + 1
         for d in range(rank)
     ]
-    means = np.zeros((x.shape[1], *kernel))
     for tap in np.ndindex(*kernel):
         window = tuple(
             slice(
@@ -70,9 +71,15 @@ def window_means(x: np.ndarray, kernel: Sequence[int], geometry: ConvGeometry) -
             )
             for d in range(rank)
         )
-        means[(slice(None), *tap)] = xp[(slice(None), slice(None), *window)].mean(
-            axis=(0, *range(2, 2 + rank))
-        )
+        yield tap, xp[(slice(None), slice(None), *window)]
+
+
+def window_means(x: np.ndarray, kernel: Sequence[int], geometry: ConvGeometry) -> np.ndarray:
+    """(C, *kernel): for each input channel and kernel tap, the mean over the batch and all
+    output positions of the (zero-padded) input value that tap reads."""
+    means = np.zeros((x.shape[1], *kernel))
+    for tap, values in padded_windows(x, kernel, geometry):
+        means[(slice(None), *tap)] = values.mean(axis=(0, *range(2, values.ndim)))
     return means
 
 

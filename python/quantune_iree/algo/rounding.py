@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..model.layer import ConvGeometry, Layer
-from .bias_correction import onnx_weight
+from .bias_correction import onnx_weight, padded_windows
 from .quantization import WMAX
 
 # GPTQ's dampening: λ = DAMP · mean(diag H) added to the diagonal.
@@ -29,24 +29,7 @@ DAMP = 0.01
 
 def patches(x: np.ndarray, kernel: Sequence[int], geometry: ConvGeometry) -> np.ndarray:
     """(N·positions, C, *kernel): the zero-padded input window of every output position."""
-    rank = len(kernel)
-    pads = [(0, 0), (0, 0)] + [(geometry.pads[d], geometry.pads[d + rank]) for d in range(rank)]
-    xp = np.pad(np.asarray(x, np.float32), pads)
-    out = [
-        (xp.shape[2 + d] - geometry.dilations[d] * (kernel[d] - 1) - 1) // geometry.strides[d] + 1
-        for d in range(rank)
-    ]
-    cols = []
-    for tap in np.ndindex(*kernel):
-        window = tuple(
-            slice(
-                tap[d] * geometry.dilations[d],
-                tap[d] * geometry.dilations[d] + geometry.strides[d] * (out[d] - 1) + 1,
-                geometry.strides[d],
-            )
-            for d in range(rank)
-        )
-        cols.append(xp[(slice(None), slice(None), *window)])  # (N, C, *out)
+    cols = [values for _, values in padded_windows(x, kernel, geometry, np.float32)]
     stacked = np.stack(cols, axis=2)  # (N, C, taps, *out)
     n, c = x.shape[0], x.shape[1]
     moved = np.moveaxis(stacked.reshape(n, c, len(cols), -1), 3, 1)  # (N, P, C, taps)
