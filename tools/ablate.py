@@ -108,7 +108,7 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
                 model = import_onnx(path, equalization=weight_equalization)
             elif config.equalization == "activations":
                 opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=config)
-                model, _ = equalize_activations(opts, plain, layers, [])
+                model, _ = equalize_activations(opts, plain, layers)
             layers = layer_table(model)
             fp32 = run_fp32_pass(model, samples(), layers=layers, second_moments=True)
             prepared[config.equalization] = (model, layers, fp32, Engine(model, get_target("host")))
@@ -125,7 +125,7 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
     model, layers = prepared.get(default.equalization, (None, None, None, None))[:2]
     if model is None:
         opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=default)
-        model, _ = equalize_activations(opts, plain, layer_table(plain), [])
+        model, _ = equalize_activations(opts, plain, layer_table(plain))
         layers = layer_table(model)
     analysis = analyze(model, layers, samples, default)
     ranking = rank_layers(analysis.layers, "combined")

@@ -217,7 +217,7 @@ def _estimator(opts: JobOptions) -> A53Estimator | None:
 
 
 def equalize_activations(
-    opts: JobOptions, model: ImportedModel, layers: Sequence[Layer], notes: list[str]
+    opts: JobOptions, model: ImportedModel, layers: Sequence[Layer]
 ) -> tuple[ImportedModel, tuple[int, float]]:
     """Re-imports the model with the channel ranges of its depthwise convs' inputs evened out
     (ir.equalize.activation_equalization), measured by a probe over the calibration samples
@@ -305,7 +305,7 @@ def run_job(
         opts = replace(opts, calib=samples_in_memory(opts.calib, model.inputs, notes))
     probe: tuple[int, float] | None = None
     if mode == "activations" and opts.calib is not None:
-        model, probe = equalize_activations(opts, model, layers, notes)
+        model, probe = equalize_activations(opts, model, layers)
         layers = layer_table(model)
     analysis: Analysis | None = None
     selection: Selection | None = None

@@ -153,7 +153,7 @@ def weight_equalization(model: onnx.ModelProto, iterations: int = 4) -> list[Equ
     """The scales for every equalizable pair, iterated so chains (A → B → C) settle; the
     returned scales are each pair's product over the iterations. Does not change `model`."""
     chains = find_chains(model)
-    consts = {k: v for k, v in _constants(model).items()}
+    consts = _constants(model)
     total = {c.first.name: np.ones(consts[c.first.input[1]].shape[0]) for c in chains}
     for _ in range(iterations):
         for chain in chains:
