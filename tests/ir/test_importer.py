@@ -102,3 +102,39 @@ def test_real_models_import() -> None:
         m = import_onnx(shared_model(name))
         assert m.inputs[0].shape == (1, 3, 224, 224)
         assert m.outputs[0].shape == (1, 1000)
+
+
+def test_outputs_onnx_leaves_dynamic_take_the_lowered_static_shapes(tmp_path, monkeypatch) -> None:
+    """An exported encoder's batch size can be lost to ONNX's inference (mask arithmetic through
+    Shape/Expand) yet be static once lowered: the lowered entry function's result types count."""
+    from models import tiny_encoder
+    from quantune_iree.ir import importer
+
+    path = tmp_path / "enc.onnx"
+    onnx.save(tiny_encoder(), str(path))
+    shapes = {"input_ids": [1, 5], "attention_mask": [1, 5]}
+    monkeypatch.setattr(
+        importer, "_is_static", lambda value: value.name not in ("pooled", "tokens")
+    )
+    model = import_onnx(str(path), shapes)
+    assert [(o.name, o.shape, o.dtype) for o in model.outputs] == [
+        ("tokens", (1, 5, 16), "float32"),
+        ("pooled", (1, 16), "float32"),
+    ]
+    assert model.primary_output == 1  # the pooled embedding, not the per-token states
+
+
+def test_entry_function_reads_integer_tensor_types() -> None:
+    from iree.compiler import ir
+    from quantune_iree.ir import session as ir_session
+
+    text = (
+        "func.func @f(%a: tensor<1x64xi64>, %b: tensor<f32>) -> tensor<1x64xi64> {\n"
+        "  return %a : tensor<1x64xi64>\n}"
+    )
+    session = ir_session.new_session(())
+    with session.context:
+        name, ins, outs = ir_session.entry_function(ir.Module.parse(text))
+    assert name == "f"
+    assert [(s.shape, s.dtype) for s in ins] == [((1, 64), "int64"), ((), "float32")]
+    assert outs[0].shape == (1, 64)

@@ -23,6 +23,7 @@ from ..model.layer import ConvGeometry
 from ..model.plan import EqualizedPair
 from . import session as ir_session
 from .equalize import apply_equalization
+from .normalize import flatten_weight_matmuls
 
 # Above this many elements a single tensor is refused before anything is allocated.
 MAX_TENSOR_ELEMENTS = 1 << 31
@@ -126,6 +127,10 @@ def _dims(name: str, t: onnx.TypeProto) -> list[int | str]:
     ]
 
 
+def _is_static(value: onnx.ValueInfoProto) -> bool:
+    return all(isinstance(d, int) and d > 0 for d in _dims(value.name, value.type))
+
+
 def _spec(value: onnx.ValueInfoProto, path: str) -> TensorSpec:
     dims = _dims(value.name, value.type)
     if any(not isinstance(d, int) or d <= 0 for d in dims):
@@ -227,6 +232,7 @@ def import_onnx(
         except ValueError as exc:
             raise QuantuneError(f"{path}: cannot equalize: {exc}", file=path) from None
     try:
+        model, _ = flatten_weight_matmuls(model)
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -238,7 +244,9 @@ def import_onnx(
                 raise QuantuneError(f"{path}: a node has a name that is not valid UTF-8 ({text!r})")
     initializers = {t.name for t in model.graph.initializer}
     inputs = tuple(_spec(i, path) for i in model.graph.input if i.name not in initializers)
-    outputs = tuple(_spec(o, path) for o in model.graph.output)
+    # An output's shape may be unknown to ONNX's inference (a batch size that goes through
+    # Shape/Gather/Concat arithmetic) yet static once lowered: taken from the lowered function.
+    outputs = [_spec(o, path) if _is_static(o) else None for o in model.graph.output]
     node_ops = {n.name: n.op_type for n in model.graph.node if n.name}
     geometry = {
         n.name: conv_geometry(n) for n in model.graph.node if n.name and n.op_type == "Conv"
@@ -270,15 +278,48 @@ def import_onnx(
                 f"{path}: cannot lower ONNX node '{node}' (op {op}): {msg}", node=node, file=path
             )
         raise QuantuneError(f"{path}: cannot lower the model to linalg: {msg}")
+    bytecode = ir_session.to_bytecode(module)
+    if None in outputs:
+        outputs = _lowered_outputs(model, outputs, bytecode, session, path)
     return ImportedModel(
         path=path,
         sha256=file_sha256(path),
-        bytecode=ir_session.to_bytecode(module),
+        bytecode=bytecode,
         inputs=inputs,
-        outputs=outputs,
+        outputs=tuple(o for o in outputs if o is not None),
         node_ops=node_ops,
         function=model.graph.name,
         notes=tuple(notes),
         conv_geometry={k: v for k, v in geometry.items() if v is not None},
         equalization=pairs,
     )
+
+
+def _lowered_outputs(
+    model: onnx.ModelProto,
+    outputs: Sequence[TensorSpec | None],
+    bytecode: bytes,
+    session: ir_session.Session,
+    path: str,
+) -> list[TensorSpec]:
+    """The outputs ONNX left dynamic, shaped from the lowered entry function's result types
+    (static when every input is); one still dynamic there is refused as before."""
+    try:
+        with session.context:
+            _, _, lowered = ir_session.entry_function(ir.Module.parse(bytecode))
+    except QuantuneError:
+        lowered = ()
+    done = []
+    for i, (value, spec) in enumerate(zip(model.graph.output, outputs, strict=True)):
+        if spec is None:
+            dims = _dims(value.name, value.type)
+            if len(lowered) != len(outputs) or len(lowered[i].shape) != len(dims):
+                raise QuantuneError(
+                    f"{path}: output '{value.name}' has dynamic shape {dims}, and lowering did "
+                    "not make it static; give every input a static shape (--input-shape)",
+                    file=path,
+                )
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+            spec = TensorSpec(value.name, lowered[i].shape, np.dtype(dtype).name)
+        done.append(spec)
+    return done

@@ -20,19 +20,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-import numpy as np
 from iree.compiler import ir
 
 from ..errors import QuantuneError
-from ..model.graph import ImportedModel, TensorSpec
+from ..model.graph import ImportedModel
 from . import session as ir_session
 from .importer import IMPORT_FLAGS
 
 # A resource blob in the printed module: name: "0x<4-byte alignment><data>".
 _BLOB = re.compile(r'^\s*"?([\w.$-]+)"?\s*:\s*"0x([0-9A-Fa-f]+)"', re.MULTILINE)
 _USE = re.compile(r"dense_resource<([\w.$-]+)>")
-_TYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i64": "int64", "i32": "int32"}
-_TYPES.update({"i8": "int8", "i1": "bool", "ui8": "uint8", "i16": "int16"})
 _TORCH_OP = re.compile(r'torch\.operator "(onnx\.\w+)"')
 POSITIONAL = "#"  # the prefix of names given here, by position
 
@@ -67,39 +64,6 @@ def _inline_resources(text: str) -> str:
     return _USE.sub(lambda m: f'dense<"0x{blobs[m.group(1)]}">', body)
 
 
-def _spec(name: str, t: ir.Type) -> TensorSpec:
-    text = str(t)
-    m = re.fullmatch(r"(?:!torch\.vtensor<\[([\d,]*)\],(\w+)>|tensor<([\dx]*?)x?(\w+)>)", text)
-    if not m:
-        raise QuantuneError(f"entry function argument {name} has type {text}: not a static tensor")
-    dims = m.group(1) if m.group(1) is not None else (m.group(3) or "")
-    elem = m.group(2) or m.group(4)
-    shape = tuple(int(d) for d in re.split("[,x]", dims) if d)
-    if elem not in _TYPES:
-        raise QuantuneError(f"entry function argument {name} has element type {elem}")
-    return TensorSpec(name, shape, np.dtype(_TYPES[elem]).name)
-
-
-def _entry(module: ir.Module) -> tuple[str, tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """The one public function: its name and argument/result tensors."""
-    publics = []
-    for op in module.body.operations:
-        attrs = op.operation.attributes
-        if "function_type" not in attrs or "sym_name" not in attrs:
-            continue
-        if "sym_visibility" in attrs and str(attrs["sym_visibility"]).strip('"') != "public":
-            continue
-        publics.append(op.operation)
-    if len(publics) != 1:
-        raise QuantuneError(f"expected one public entry function, found {len(publics)}")
-    op = publics[0]
-    ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
-    name = ir.StringAttr(op.attributes["sym_name"]).value
-    ins = tuple(_spec(f"arg{i}", t) for i, t in enumerate(ftype.inputs))
-    outs = tuple(_spec(f"result{i}", t) for i, t in enumerate(ftype.results))
-    return name, ins, outs
-
-
 def import_mlir(data: bytes, source: str = "<stdin>") -> ImportedModel:
     """MLIR (text or bytecode; torch dialect or IREE input phase) → an ImportedModel."""
     if not data.startswith(b"ML\xefR"):  # text, not bytecode
@@ -112,7 +76,7 @@ def import_mlir(data: bytes, source: str = "<stdin>") -> ImportedModel:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QuantuneError(f"{source}: not MLIR this IREE can read: {first}") from None
     with session.context:
-        name, inputs, outputs = _entry(module)
+        name, inputs, outputs = ir_session.entry_function(module)
     ok, diags, _ = ir_session.run_pipeline(session, module, compile_to="input")
     if not ok:
         raise QuantuneError(

@@ -14,11 +14,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 from iree.compiler import ir
 from iree.compiler.api import Output, Session
 from iree.compiler.api import ctypes_dl as _dl
 
 from ..errors import QuantuneError
+from ..model.graph import TensorSpec
 from . import native
 
 
@@ -114,3 +116,40 @@ def run_pipeline(
         finally:
             inv.close()
         return ok, diags.text(), vmfb
+
+
+_TYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i64": "int64", "i32": "int32"}
+_TYPES.update({"i8": "int8", "i1": "bool", "ui8": "uint8", "i16": "int16"})
+
+
+def _spec(name: str, t: ir.Type) -> TensorSpec:
+    text = str(t)
+    m = re.fullmatch(r"(?:!torch\.vtensor<\[([\d,]*)\],(\w+)>|tensor<((?:\d+x)*)([a-z]\w*)>)", text)
+    if not m:
+        raise QuantuneError(f"entry function argument {name} has type {text}: not a static tensor")
+    dims = m.group(1) if m.group(1) is not None else (m.group(3) or "")
+    elem = m.group(2) or m.group(4)
+    shape = tuple(int(d) for d in re.split("[,x]", dims) if d)
+    if elem not in _TYPES:
+        raise QuantuneError(f"entry function argument {name} has element type {elem}")
+    return TensorSpec(name, shape, np.dtype(_TYPES[elem]).name)
+
+
+def entry_function(module: ir.Module) -> tuple[str, tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The one public function: its name and argument/result tensors."""
+    publics = []
+    for op in module.body.operations:
+        attrs = op.operation.attributes
+        if "function_type" not in attrs or "sym_name" not in attrs:
+            continue
+        if "sym_visibility" in attrs and str(attrs["sym_visibility"]).strip('"') != "public":
+            continue
+        publics.append(op.operation)
+    if len(publics) != 1:
+        raise QuantuneError(f"expected one public entry function, found {len(publics)}")
+    op = publics[0]
+    ftype = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+    name = ir.StringAttr(op.attributes["sym_name"]).value
+    ins = tuple(_spec(f"arg{i}", t) for i, t in enumerate(ftype.inputs))
+    outs = tuple(_spec(f"result{i}", t) for i, t in enumerate(ftype.results))
+    return name, ins, outs
