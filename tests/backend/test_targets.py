@@ -92,3 +92,22 @@ def test_speed_forms_per_instruction_set() -> None:
     assert fp32_kinds(vnni) == fp32_kinds(x86) == fp32_kinds(get_target("vulkan")) == ()
     # Vulkan: i32 storage whatever the preset (IREE 3.13 SPIR-V loses packed i8 sign extensions).
     assert layer_form(get_target("vulkan"), dw) == IntegerForm("i32")
+
+
+def test_models_with_a_batch_matmul_build_without_inner_tiled_kernels() -> None:
+    """IREE 3.13 cannot legalize linalg.batch_matmul (attention) under data tiling with
+    inner-tiled kernels: such a model's target drops that one flag, others keep it."""
+    from quantune_iree.backend.targets import INNER_TILED_FLAG, for_layers
+    from quantune_iree.model.layer import Layer
+
+    def layer(kind: str, op: str, w: tuple[int, ...]) -> Layer:
+        return Layer(0, "n", "MatMul", kind, op, "fp32", (2, 4, 4), w, (2, 4, 8), True, (0,), (1,))
+
+    target = get_target("host", cpu="cascadelake")
+    assert INNER_TILED_FLAG in target.flags
+    attention = layer("batch_matmul", "linalg.batch_matmul", (2, 4, 8))
+    conv = layer("conv", "linalg.conv_2d_nchw_fchw", (8, 8, 3, 3))
+    assert for_layers(target, [conv]) is target
+    dropped = for_layers(target, [conv, attention])
+    assert INNER_TILED_FLAG not in dropped.flags
+    assert set(dropped.flags) == set(target.flags) - {INNER_TILED_FLAG}

@@ -19,7 +19,7 @@ from ..model.plan import Plan
 from ..model.target import IntegerForm, Target
 from .compile import compile_vmfb, compile_vmfb_reproducible
 from .runtime import Runner
-from .targets import layer_form
+from .targets import for_layers, layer_form
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class Engine:
 
     def __init__(self, model: ImportedModel, target: Target) -> None:
         self.model = model
-        self.target = target
         self._layers: tuple[Layer, ...] | None = None
+        self.target = for_layers(target, self.layers)
 
     @property
     def layers(self) -> tuple[Layer, ...]:

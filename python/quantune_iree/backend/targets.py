@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..errors import QuantuneError
 from ..model.layer import Layer
@@ -81,6 +82,18 @@ WORKER_STACK_FLAG = "--task_worker_stack_size=1048576"
 GLOBAL_ONLY_FLAGS = ("--iree-llvmcpu-fail-on-large-vector",)
 
 _NCHW_CONVS = ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw")
+
+
+INNER_TILED_FLAG = "--iree-llvmcpu-enable-inner-tiled"
+
+
+def for_layers(target: Target, layers: Sequence[Layer]) -> Target:
+    """`target`, less what cannot build these layers: IREE 3.13 fails to legalize any
+    `linalg.batch_matmul` (f32 or integer; attention's Q·Kᵀ and attention·V) under data tiling
+    with inner-tiled kernels, so a model with one builds without the inner-tiled kernels."""
+    if INNER_TILED_FLAG in target.flags and any(lay.kind == "batch_matmul" for lay in layers):
+        return replace(target, flags=tuple(f for f in target.flags if f != INNER_TILED_FLAG))
+    return target
 
 
 def layer_form(target: Target, layer: Layer) -> IntegerForm:
