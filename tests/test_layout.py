@@ -35,6 +35,7 @@ COVERED_BY = {
     "model/layer": "model/test_results.py",
     "model/target": "backend/test_targets.py",
     "io/run_vmfb": "test_cli.py",
+    "io/sidecar": "io/test_report.py",
     "ir/mlir_input": "test_toolchain.py",
     "stages/analysis": "stages/test_search.py",
     "zoo/checkpoint": "zoo/test_zoo.py",

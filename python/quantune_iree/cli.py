@@ -12,12 +12,16 @@ from collections.abc import Callable, Sequence
 
 from .cli_args import PREPROCESS_PRESETS, parse_arguments
 from .errors import QuantuneError
+from .io.text import TextSource, token_inputs
 
 __all__ = ["main", "parse_arguments"]
 
 
-def _preprocess(args: argparse.Namespace):  # noqa: ANN202 - returns dataset.Preprocess
+def _preprocess(args: argparse.Namespace):  # noqa: ANN202 - Preprocess or TextSource
     import dataclasses
+
+    if getattr(args, "tokenizer", None):
+        return TextSource(args.tokenizer)
 
     overrides = {
         k: getattr(args, k)
@@ -102,6 +106,16 @@ def _weights(items: Sequence[str]) -> dict[str, float] | None:
     return weights
 
 
+def _input_shapes(args: argparse.Namespace) -> dict[str, list[int]]:
+    shapes = dict(args.input_shape)
+    if getattr(args, "seq_len", None) is not None:
+        if args.seq_len <= 0:
+            raise QuantuneError(f"--seq-len must be positive, got {args.seq_len}")
+        for name in token_inputs(args.model):
+            shapes.setdefault(name, [1, args.seq_len])
+    return shapes
+
+
 def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
     from .job import JobOptions
     from .model.plan import QuantConfig
@@ -125,7 +139,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
         calib=args.calib,
         calib_limit=args.calib_limit,
         preprocess=_preprocess(args),
-        input_shapes=dict(args.input_shape),
+        input_shapes=_input_shapes(args),
         target=target,
         config=QuantConfig(
             calibration=args.calibration,

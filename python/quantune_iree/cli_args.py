@@ -71,7 +71,7 @@ def _add_calib(p: argparse.ArgumentParser, required: bool) -> None:
         "--calib",
         required=required,
         metavar="DIR",
-        help="folder of calibration images or .npy/.npz arrays",
+        help="folder of calibration images or .npy/.npz arrays, or a .txt of sentences",
     )
     p.add_argument(
         "--calib-limit",
@@ -79,6 +79,18 @@ def _add_calib(p: argparse.ArgumentParser, required: bool) -> None:
         default=None,
         metavar="N",
         help="use at most N calibration samples",
+    )
+    g = p.add_argument_group("text inputs (token-id models: BERT-style encoders)")
+    g.add_argument(
+        "--tokenizer",
+        metavar="JSON",
+        help="Hugging Face tokenizer.json that turns --calib's sentences into token ids",
+    )
+    g.add_argument(
+        "--seq-len",
+        type=int,
+        metavar="S",
+        help="fixed sequence length: every 2-D integer input becomes [1, S] (compile time)",
     )
     g = p.add_argument_group("image preprocessing")
     g.add_argument(

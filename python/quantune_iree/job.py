@@ -26,8 +26,10 @@ from .backend.storage_probe import check_i8_storage
 from .backend.targets import fp32_kinds, get_target
 from .errors import QuantuneError
 from .io import report
-from .io.dataset import Preprocess, calibration_files, iter_samples, samples_in_memory
+from .io.dataset import Preprocess, check_calibration, iter_samples, samples_in_memory
 from .io.output import check_writable, write_all_atomic
+from .io.sidecar import sidecar_json
+from .io.text import TextSource
 from .ir.equalize import activation_equalization, weight_equalization
 from .ir.importer import import_onnx
 from .ir.layers import layer_table
@@ -60,7 +62,7 @@ class JobOptions:
     # A folder or file of calibration data, or data in memory (io.dataset.samples_in_memory).
     calib: str | object | None = None
     calib_limit: int | None = None
-    preprocess: Preprocess | None = None
+    preprocess: Preprocess | TextSource | None = None
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     target: Target | None = None
     config: QuantConfig = QuantConfig()
@@ -147,7 +149,7 @@ def _analysed_plan(
 ) -> tuple[Plan, Analysis, Selection, tuple[KindSpeed, ...]]:
     assert opts.calib is not None
     if isinstance(opts.calib, str):
-        calibration_files(opts.calib)  # refuse a bad folder before any work
+        check_calibration(opts.calib, opts.preprocess)  # refuse bad data before any work
 
     def samples():  # noqa: ANN202 - a fresh pass over the calibration set
         return iter_samples(opts.calib, model.inputs, opts.preprocess, opts.calib_limit, notes)
@@ -330,10 +332,10 @@ def run_job(
             assert opts.calib is not None
             samples = iter_samples(opts.calib, model.inputs, opts.preprocess, opts.calib_limit)
             verification = verify_build(model, plan, opts.target, vmfb, samples, device)
-        files[paths["sidecar"]] = report.sidecar_json(
+        files[paths["sidecar"]] = sidecar_json(
             model,
             plan,
-            opts.target,
+            engine.target,
             hashlib.sha256(vmfb).hexdigest(),
             opts.preprocess,
             verification,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from quantune_iree.algo.metrics import ErrorAccumulator, mse, sqnr, top1_agreement
 
 
@@ -41,3 +42,11 @@ def test_ratio_spread_says_when_a_speed_ratio_is_unreliable() -> None:
     busy = ratio_spread([4.0, 6.5, 3.9, 4.4, 7.0, 4.0], [5.0, 3.0, 4.8, 3.1, 4.9, 3.0])
     assert not busy.reliable and "UNRELIABLE" in busy.describe()
     assert not ratio_spread([4.0, 4.0], [3.0, 3.0]).reliable  # too few runs to say
+
+
+def test_cosine_similarities_per_sample() -> None:
+    from quantune_iree.algo.metrics import cosine_similarities
+
+    ref = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    got = np.array([[2.0, 0.0], [1.0, -1.0], [0.0, 0.0], [1.0, 0.0]])
+    assert cosine_similarities(ref, got) == pytest.approx((1.0, 0.0, 1.0, 0.0))

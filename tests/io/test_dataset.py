@@ -73,9 +73,12 @@ def test_one_file_is_calibration_data_too(tmp_path) -> None:
     assert len(list(iter_samples(str(tmp_path / "a.npy"), spec))) == 5
     np.savez(tmp_path / "b.npz", x=np.zeros((1, 4), np.float32))
     assert len(list(iter_samples(str(tmp_path / "b.npz"), spec))) == 1
-    (tmp_path / "c.txt").write_text("1 2 3 4")
+    (tmp_path / "c.csv").write_text("1,2,3,4")
     with pytest.raises(QuantuneError, match="not calibration data"):
-        iter_samples(str(tmp_path / "c.txt"), spec)
+        iter_samples(str(tmp_path / "c.csv"), spec)
+    (tmp_path / "d.txt").write_text("a sentence")  # sentences: io.text, with a tokenizer
+    with pytest.raises(QuantuneError, match="sentences need a tokenizer"):
+        iter_samples(str(tmp_path / "d.txt"), spec)
 
 
 def test_samples_stacked_on_the_batch_axis_of_a_batch_1_model(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from quantune_iree.io import report
+from quantune_iree.io.sidecar import sidecar_json
 from quantune_iree.model.plan import (
     ActivationQuant,
     LayerPlan,
@@ -100,7 +101,7 @@ def test_sidecar_lists_what_an_app_needs() -> None:
         (TensorSpec("y", (1, 2), "float32"),), {}, "main_graph",
     )  # fmt: skip
     target = Target("host", "local-task", ("--f",), ("--task_worker_stack_size=1048576",))
-    side = json.loads(report.sidecar_json(model, PLAN, target, "cd" * 32, None))
+    side = json.loads(sidecar_json(model, PLAN, target, "cd" * 32, None))
     assert side["function"] == "main_graph" and side["model"] == "m.onnx"
     assert side["target"]["runtime_flags"] == ["--task_worker_stack_size=1048576"]
     assert side["target"]["channels_last"] is False and side["target"]["isa"] == "generic"

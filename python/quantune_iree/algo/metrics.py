@@ -61,6 +61,18 @@ def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.mean(ref.argmax(axis=-1) == cand.argmax(axis=-1)))
 
 
+def cosine_similarities(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, ...]:
+    """Per sample (the first axis), the cosine similarity of the flattened outputs; 1.0 where
+    both are zero, 0.0 where only one is."""
+    ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    cand = np.asarray(candidate, np.float64).reshape(ref.shape)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    dots = np.einsum("ij,ij->i", ref, cand)
+    both_zero = ~ref.any(axis=1) & ~cand.any(axis=1)
+    sims = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), both_zero.astype(float))
+    return tuple(float(v) for v in sims)
+
+
 # A speed ratio whose interquartile range is wider than this fraction of its median is
 # reported as unreliable (the machine was busy: other processes took the cores unevenly).
 UNRELIABLE_SPREAD = 0.25

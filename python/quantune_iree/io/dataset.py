@@ -1,4 +1,5 @@
-"""Calibration data: a folder of images (with a preprocessing spec) or of .npy/.npz arrays.
+"""Calibration data: a folder of images (with a preprocessing spec) or of .npy/.npz arrays, or a
+.txt of sentences with a tokenizer (io.text).
 
 Samples are produced one at a time, checked against the model's inputs (shape, dtype, finite
 values) as they are read, so memory stays at one sample whatever the folder size.
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..errors import QuantuneError
 from ..model.graph import TensorSpec
+from .text import TextSource, is_text, sentences, text_samples
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 ARRAY_EXTENSIONS = (".npy", ".npz")
@@ -182,10 +184,23 @@ def calibration_files(folder: str) -> list[str]:
     return images or arrays
 
 
+def check_calibration(folder: str, preprocess: Preprocess | TextSource | None) -> bool:
+    """Refuses missing or mismatched calibration data before any work; True for sentences."""
+    if isinstance(preprocess, TextSource) or (os.path.isfile(folder) and is_text(folder)):
+        if not isinstance(preprocess, TextSource):
+            raise QuantuneError(f"{folder}: sentences need a tokenizer (--tokenizer JSON)")
+        if not (os.path.isfile(folder) and is_text(folder)):
+            raise QuantuneError(f"{folder}: a tokenizer needs a .txt file of sentences to read")
+        sentences(folder)
+        return True
+    calibration_files(folder)
+    return False
+
+
 def iter_samples(
     folder: str | Sequence[Sequence[np.ndarray]],
     inputs: Sequence[TensorSpec],
-    preprocess: Preprocess | None = None,
+    preprocess: Preprocess | TextSource | None = None,
     limit: int | None = None,
     notes: list[str] | None = None,
 ) -> Iterator[list[np.ndarray]]:
@@ -197,6 +212,9 @@ def iter_samples(
     """
     if not isinstance(folder, str):
         return iter(list(folder)[:limit])
+    if check_calibration(folder, preprocess):
+        assert isinstance(preprocess, TextSource)
+        return text_samples(folder, preprocess, inputs, limit)
     files = calibration_files(folder)
     is_images = files[0].lower().endswith(IMAGE_EXTENSIONS)
     if is_images:

@@ -8,15 +8,14 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .. import __version__
-from ..model.graph import ImportedModel, TensorSpec
+from ..model.graph import ImportedModel
 from ..model.layer import Layer
-from ..model.plan import METRIC_NAMES, LayerPlan, Plan, plan_to_json
+from ..model.plan import METRIC_NAMES, LayerPlan, Plan
 from ..model.results import (
     COST_UNITS,
     CalibrationResult,
@@ -28,8 +27,6 @@ from ..model.results import (
     Verification,
     format_cost,
 )
-from ..model.target import Target
-from .dataset import Preprocess
 
 TOOL = f"quantune-iree {__version__}"
 
@@ -232,56 +229,6 @@ def sensitivity_png(plan: Plan) -> bytes:
     return chart(plan)
 
 
-def sidecar_json(
-    model: ImportedModel,
-    plan: Plan,
-    target: Target,
-    vmfb_sha256: str,
-    preprocess: Preprocess | None,
-    verification: Verification | None = None,
-) -> str:
-    """What an app needs to call the vmfb, and how it was made (and checked)."""
-
-    def spec(s: TensorSpec) -> dict[str, object]:
-        return {"name": s.name, "shape": list(s.shape), "dtype": s.dtype}
-
-    return (
-        json.dumps(
-            {
-                "tool": TOOL,
-                "model": os.path.basename(model.path),
-                "model_sha256": model.sha256,
-                "vmfb_sha256": vmfb_sha256,
-                "function": model.function,
-                "target": {
-                    "name": target.name,
-                    "driver": target.driver,
-                    "flags": list(target.flags),
-                    "preset": target.preset,
-                    "runtime_flags": list(target.runtime_flags),
-                    "isa": target.isa,
-                    # The FP32 convs went channels-last before compiling (quantune's own pass).
-                    "channels_last": target.channels_last,
-                    **(
-                        {"vulkan_storage": target.vulkan_storage}
-                        if target.driver == "vulkan"
-                        else {}
-                    ),
-                },
-                "inputs": [spec(s) for s in model.inputs],
-                "outputs": [spec(s) for s in model.outputs],
-                "preprocessing": None if preprocess is None else dataclasses.asdict(preprocess),
-                "plan": json.loads(plan_to_json(plan, TOOL)),
-                "verification": None
-                if verification is None
-                else {"passed": True, "summary": verification_text(verification)},
-            },
-            indent=1,
-        )
-        + "\n"
-    )
-
-
 # --- the job's summary: one list of facts, printed and written ----------------------------
 
 
@@ -325,7 +272,8 @@ def job_facts(outcome: JobOutcome) -> list[tuple[str, str]]:
                 f"over {a.calibration.samples} "
                 f"calibration samples in {a.seconds:.1f} s; full-INT8 output SQNR "
                 f"{a.int8.output_sqnr_db:.2f} dB, top-1 agreement "
-                f"{100 * a.int8.top1_agreement:.1f}% on the calibration set",
+                f"{100 * a.int8.top1_agreement:.1f}%{_cosine_text(a.int8.cosine)} on the "
+                "calibration set",
             )
         )
     facts.append(("quantization", _config_text(outcome)))
@@ -398,3 +346,9 @@ def console_summary(outcome: JobOutcome, files: Sequence[str], written: bool = T
     if written:
         lines.append("wrote " + ", ".join(sorted(files)))
     return "\n".join(lines)
+
+
+def _cosine_text(cosine: Sequence[float]) -> str:
+    return (
+        f", cosine similarity mean {np.mean(cosine):.4f}, worst {min(cosine):.4f}" if cosine else ""
+    )

@@ -35,3 +35,20 @@ class ImportedModel:
     conv_geometry: Mapping[str, ConvGeometry] = field(default_factory=dict)
     # Cross-layer equalization applied to the ONNX graph before import (ir.equalize).
     equalization: tuple[EqualizedPair, ...] = ()
+
+    @property
+    def primary_output(self) -> int:
+        """The output the analysis judges a build by: the smallest floating-point one (a
+        classifier's logits; a sentence encoder's pooled embedding rather than its per-token
+        states or the token ids it passes through); the first when none is float."""
+        floats = [i for i, o in enumerate(self.outputs) if o.dtype.startswith(("float", "bfloat"))]
+        if not floats:
+            return 0
+        return min(floats, key=lambda i: (_elements(self.outputs[i].shape), i))
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -92,11 +92,14 @@ class LayerError:
 class Int8PassResult:
     layers: tuple[LayerError, ...]
     output_sqnr_db: float  # the model's own outputs, INT8 vs FP32, over all samples
-    top1_agreement: float  # of the first output, when it is a classifier
+    # Of the primary output (ImportedModel.primary_output): top-1 agreement, meaningful for a
+    # classifier, and the cosine similarity of each sample's output to FP32's, for an encoder.
+    top1_agreement: float
     samples: int
     invocations: int
     compile_seconds: float
     run_seconds: float
+    cosine: tuple[float, ...] = ()  # per sample, in calibration order
 
 
 @dataclass(frozen=True)

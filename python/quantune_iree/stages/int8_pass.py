@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ..algo.bias_correction import means_accumulators
-from ..algo.metrics import ErrorAccumulator, top1_agreement
+from ..algo.metrics import ErrorAccumulator, cosine_similarities, top1_agreement
 from ..backend.engine import Engine
 from ..backend.targets import get_target
 from ..errors import QuantuneError
@@ -45,6 +45,7 @@ def run_int8_pass(
     acc_in = {i: ErrorAccumulator() for i in layer_ids}
     acc_out = {i: ErrorAccumulator() for i in layer_ids}
     out_acc = ErrorAccumulator()
+    primary = model.primary_output
     means = means_accumulators([lay for lay in layers if lay.id in acc_in])
     ref_logits, int8_logits = [], []
     t1 = time.perf_counter()
@@ -62,9 +63,9 @@ def run_int8_pass(
                 acc.add(ref.values[fp32_tap][count], got)
         for lid, macc in means.items():
             macc.add(outputs[taps.input_result[lid]], outputs[taps.output_result[lid]])
-        out_acc.add(ref.outputs[count][0], outputs[0])
-        ref_logits.append(ref.outputs[count][0])
-        int8_logits.append(outputs[0])
+        out_acc.add(ref.outputs[count][primary], outputs[primary])
+        ref_logits.append(ref.outputs[count][primary])
+        int8_logits.append(outputs[primary])
         del outputs
         count += 1
         if progress:
@@ -90,6 +91,7 @@ def run_int8_pass(
         ),
         output_sqnr_db=out_acc.sqnr_db,
         top1_agreement=top1_agreement(np.stack(ref_logits), np.stack(int8_logits)),
+        cosine=cosine_similarities(np.stack(ref_logits), np.stack(int8_logits)),
         samples=count,
         invocations=runner.invocations,
         compile_seconds=runner.compile_seconds,
