@@ -193,7 +193,8 @@ PYBIND11_MODULE(_native, m) {
   py::class_<TapEntry>(m, "TapEntry")
       .def_readonly("layer_id", &TapEntry::layerId)
       .def_readonly("input_result", &TapEntry::inputResult)
-      .def_readonly("output_result", &TapEntry::outputResult);
+      .def_readonly("output_result", &TapEntry::outputResult)
+      .def_readonly("weight_result", &TapEntry::weightResult);
   py::class_<TapResult>(m, "TapResult")
       .def_readonly("function", &TapResult::function)
       .def_readonly("num_original_results", &TapResult::numOriginalResults)

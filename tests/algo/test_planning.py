@@ -21,8 +21,8 @@ from quantune_iree.model.results import (
 W = np.array([[1.0, -2.0], [0.5, 0.25]], np.float32)  # (out, in): channel dim 0
 
 
-def _layer(i: int, weight: np.ndarray | None = W) -> Layer:
-    return Layer(i, f"n{i}", "MatMul", "matmul", "linalg.matmul", "fp32", (1, 2), (2, 2), (1, 2),
+def _layer(i: int, weight: np.ndarray | None = W, kind: str = "matmul") -> Layer:
+    return Layer(i, f"n{i}", "MatMul", kind, "linalg.matmul", "fp32", (1, 2), (2, 2), (1, 2),
                  weight is not None, (0,), (1,), weight)  # fmt: skip
 
 
@@ -40,7 +40,7 @@ CALIB = CalibrationResult(
 
 
 def test_build_plan_scales_every_quantizable_layer() -> None:
-    layers = [_layer(0), _layer(1, None)]
+    layers = [_layer(0), _layer(1, None, kind="conv")]  # a conv on a computed weight
     plan = build_plan("sha", layers, CALIB, QuantConfig())
     lp, skipped = plan.layers
     assert lp.precision == "int8" and lp.weight_scales == pytest.approx((2 / 127, 0.5 / 127))
@@ -63,3 +63,22 @@ def test_layer_metrics_combine_weights_and_both_taps() -> None:
     assert m.metrics.weight_sqnr_db == weight_metrics(_layer(0), plan.layers[0].weight_scales)[0]
     exact = Int8PassResult((LayerError(0, "n0", math.inf, math.inf, 0, 0),), 0, 1, 1, 1, 0, 0)
     assert layer_metrics([_layer(0)], plan, exact)[0].metrics.sqnr_delta_db == 0.0
+
+
+def test_activation_matmul_scales_both_operands() -> None:
+    """Attention's matmuls: the first operand as any input, the second symmetric, one scale."""
+    lc = LayerCalibration(0, "n0", _stats(-1.0, 3.0), _stats(0.0, 1.0), rhs=_stats(-2.0, 0.5))
+    calib = CalibrationResult(
+        layers=(lc,),
+        samples=1, inference_passes=1, invocations=1, num_taps=3,
+        compile_seconds=0.0, run_seconds=0.0, peak_rss_mb=0.0,
+    )  # fmt: skip
+    layer = _layer(0, None)
+    assert layer.activation_matmul and not layer.unquantizable_reason
+    (lp,) = build_plan("sha", [layer], calib, QuantConfig()).layers
+    assert lp.precision == "int8" and lp.weight_offsets is None and lp.bias_correction == ()
+    assert lp.weight_scales == pytest.approx((2 / 127,), rel=1e-3)  # the 99.99th percentile
+    assert lp.activation is not None and lp.activation.scale == pytest.approx(4 / 255, rel=1e-3)
+    assert all(math.isnan(v) for v in weight_metrics(layer, lp.weight_scales))
+    with pytest.raises(QuantuneError, match="second operand was not calibrated"):
+        build_plan("sha", [layer], CALIB, QuantConfig())

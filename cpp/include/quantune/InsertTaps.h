@@ -21,6 +21,9 @@ struct TapEntry {
   int64_t layerId = 0;
   int64_t inputResult = -1;
   int64_t outputResult = -1;
+  // The second operand of a float matmul whose both operands are activations
+  // (attention's Q.K^T, attn.V): its range is calibrated too; -1 otherwise.
+  int64_t weightResult = -1;
 };
 struct TapResult {
   std::string function; // symbol name of the tapped function

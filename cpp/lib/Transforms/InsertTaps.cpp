@@ -1,7 +1,8 @@
 //===- InsertTaps.cpp - quantune-insert-taps ------------------------------===//
 //
 // Makes the activation input and the output of chosen quantizable layers
-// extra results of the function that holds them, so one run of the compiled
+// (and the second operand of an activation x activation matmul) extra
+// results of the function that holds them, so one run of the compiled
 // module yields every intermediate tensor calibration needs. It runs on
 // linalg-on-tensors IR before IREE forms dispatch regions. Assumes all chosen
 // layers live in one single-block util.func or func.func; the function's
@@ -282,6 +283,8 @@ void insertTaps(MlirOperation module, InsertTapsOptions &options) {
                            ? l->output
                            : recomputeOutput(*l, ret);
     entry.outputResult = result.numOriginalResults + tapIndex(taps, output);
+    if (l->precision == Precision::FP32 && !l->weightIsConstant)
+      entry.weightResult = result.numOriginalResults + tapIndex(taps, l->weight());
     result.entries.push_back(entry);
   }
   result.numTaps = static_cast<int64_t>(taps.size());

@@ -7,12 +7,14 @@
 // per output channel (symmetric, [-127, 127]); the same named op runs on
 // i8 x i8 with an i32 accumulator; a dequantize generic subtracts the
 // zero-point correction and the int32-folded bias (conv init or Gemm bias
-// add) and scales by s_x * s_w[c], feeding the original users. Layers not
-// listed are untouched. Scales come from the caller: the pass decides nothing.
+// add) and scales by s_x * s_w[c], feeding the original users. A matmul of
+// two activations quantizes both (ActivationMatmul.cpp). Layers not listed
+// are untouched. Scales come from the caller: the pass decides nothing.
 //
 //===----------------------------------------------------------------------===//
 
 #include "quantune/QuantizeLayers.h"
+#include "quantune/ActivationMatmul.h"
 #include "quantune/CAPIHelpers.h"
 #include "quantune/IRText.h"
 #include "quantune/IntegerRewrite.h"
@@ -200,6 +202,8 @@ MlirValue spliceRewrite(const Layer &l, const std::string &text, const std::vect
 /// in, and erase the float op with what only fed it.
 void quantizeLayer(const Layer &l, const LayerQuantization &q) {
   checkQuantizable(l, q);
+  if (!l.weightIsConstant)
+    return quantizeActivationMatmul(l, q);
   QuantizedWeight w = quantizeWeight(l, q);
   BiasFold fold = foldBias(l, q, w);
   std::vector<int8_t> wValues = formWeight(l, q.form, w.values);

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import QuantuneError
 from ..model.layer import Layer
-from ..model.plan import LayerPlan, Plan, QuantConfig, SensitivityMetrics
-from ..model.results import CalibrationResult, Int8PassResult, LayerMetrics
+from ..model.plan import ActivationQuant, LayerPlan, Plan, QuantConfig, SensitivityMetrics
+from ..model.results import CalibrationResult, Int8PassResult, LayerCalibration, LayerMetrics
 from .bias_correction import analytic_correction, empirical_correction
 from .metrics import mse, sqnr
 from .quantization import (
@@ -42,6 +42,8 @@ def layer_quantization(layer: Layer, stats: CalibrationResult, config: QuantConf
         calib.input, config.calibration, config.percentile, config.symmetric
     )
     act = activation_params(lo, hi, config.symmetric)
+    if layer.activation_matmul:
+        return _activation_matmul(layer, calib, config, act, method)
     assert layer.weight is not None
     scales = tuple(
         float(s) for s in weight_scales(layer.weight, layer.weight_channel_dims, config.per_channel)
@@ -63,6 +65,22 @@ def layer_quantization(layer: Layer, stats: CalibrationResult, config: QuantConf
         bias_correction=correction,
         weight_offsets=offsets,
     )
+
+
+def _activation_matmul(
+    layer: Layer, calib: LayerCalibration, config: QuantConfig, act: ActivationQuant, method: str
+) -> LayerPlan:
+    """Both operands are activations: the first quantized as any layer input, the second
+    symmetric (one scale, as `weight_scales`), its range by the same method."""
+    if calib.rhs is None:
+        raise QuantuneError(
+            f"layer {layer.id} ('{layer.label}'): its second operand was not calibrated",
+            layer=layer.id,
+        )
+    lo, hi, _ = choose_range(calib.rhs, config.calibration, config.percentile, symmetric=True)
+    amax = max(abs(lo), abs(hi))
+    scale = float(np.float32(amax / 127.0)) if amax > 0 else 1.0
+    return LayerPlan(layer.id, layer.node, "int8", act, (scale,), range_method=method)
 
 
 def _rounded(values: np.ndarray) -> tuple[float, ...]:
@@ -128,6 +146,8 @@ def weight_metrics(
 ) -> tuple[float, float]:
     """(SQNR dB, MSE) of a layer's weights after quantize→dequantize with `scales` (and the
     plan's rounding `offsets`)."""
+    if layer.activation_matmul:  # no weight: its second operand's error shows in its output
+        return float("nan"), float("nan")
     assert layer.weight is not None
     s = np.asarray(scales, np.float32)
     q = quantize_weight(layer.weight, s, layer.weight_channel_dims, offsets)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import native
 from . import session as ir_session
@@ -18,6 +18,8 @@ class TapMap:
     num_taps: int  # distinct tapped values (a value feeding two taps is returned once)
     input_result: Mapping[int, int]  # layer id → result index of its activation input
     output_result: Mapping[int, int]  # layer id → result index of its output
+    # layer id → result index of its second operand, for activation x activation matmuls
+    weight_result: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def tap_results(self) -> tuple[int, ...]:
@@ -43,5 +45,6 @@ def tap_bytecode(bytecode: bytes, layer_ids: Sequence[int] | None = None) -> Tap
         num_taps=result.num_taps,
         input_result={e.layer_id: e.input_result for e in result.entries},
         output_result={e.layer_id: e.output_result for e in result.entries},
+        weight_result={e.layer_id: e.weight_result for e in result.entries if e.weight_result >= 0},
     )
     return TappedModel(bytecode=ir_session.to_bytecode(module), taps=taps)

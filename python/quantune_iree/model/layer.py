@@ -48,10 +48,22 @@ class Layer:
         return self.node or f"layer{self.id}"
 
     @property
+    def activation_matmul(self) -> bool:
+        """A float matmul of two activations (attention's Q·Kᵀ, attention·V): both operands
+        are quantized at run time, the second with a symmetric scale of its own."""
+        return (
+            self.precision == "fp32"
+            and self.kind in ("matmul", "batch_matmul")
+            and not self.weight_is_constant
+        )
+
+    @property
     def unquantizable_reason(self) -> str:
         """'' when the layer can become int8, else why not."""
         if self.precision != "fp32":
             return "already quantized"
+        if self.activation_matmul:
+            return ""
         if self.weight is None or self.weight.dtype != np.float32:
             return "weight is not an f32 constant"
         return ""

@@ -44,6 +44,8 @@ class LayerCalibration:
     output_means: np.ndarray | None = field(default=None, compare=False, repr=False)
     # With GPTQ rounding: the input's second moment per group (algo.rounding.SecondMoments).
     hessian: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # An activation x activation matmul's second operand (Layer.activation_matmul).
+    rhs: TensorStats | None = None
 
 
 @dataclass(frozen=True)

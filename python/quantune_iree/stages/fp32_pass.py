@@ -112,6 +112,7 @@ def run_fp32_pass(
                 input_means=means[layer.id].means()[0] if layer.id in means else None,
                 output_means=means[layer.id].means()[1] if layer.id in means else None,
                 hessian=moments[layer.id].hessian() if layer.id in moments else None,
+                rhs=stats[taps.weight_result[layer.id]] if layer.id in taps.weight_result else None,
             )
             for layer in layers
         ),
