@@ -9,8 +9,12 @@ Cortex-A53 (with --a53est PATH/a53est.sh, e.g. ../shared/a53est/a53est.sh): the 
 cortex-a53 run once each under qemu with an A53 timing model. These are estimates of compute
 cycles (no caches, no memory), for ratios between builds, not latencies.
 
+Token-input models (sentence encoders): --calib sentences.txt --tokenizer tokenizer.json
+--seq-len S; onnxruntime is then skipped (its static quantization here feeds one input).
+
 Usage: python tools/bench.py MODEL.onnx --calib DIR [--plan PLAN.json ...] [--a53est SH]
            [--preprocess imagenet] [--reps 20] [--threads 2] [--calib-limit 32] [--no-ort]
+           [--tokenizer JSON --seq-len S]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from quantune_iree.backend.a53est import A53Estimator
 from quantune_iree.backend.engine import Engine
 from quantune_iree.backend.targets import CHANNELS_LAST_FLAG, get_target
 from quantune_iree.io.dataset import PRESETS, iter_samples
+from quantune_iree.io.text import TextSource, token_inputs
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.model.graph import ImportedModel
 from quantune_iree.model.plan import Plan, QuantConfig, check_plan_matches, plan_from_json
@@ -91,7 +96,9 @@ def host_table(
                 print(f"{bname} / {pname}: compile failed: {str(exc).splitlines()[0][:120]}")
     calls = {name: (lambda r=r: r(x)) for name, r in runners.items()}
     name0 = model.inputs[0].name
-    if not args.no_ort:
+    if not args.no_ort and len(model.inputs) > 1:
+        print("onnxruntime skipped: its static quantization here feeds one input")
+    elif not args.no_ort:
         calib = [s[0] for s in args.samples]
         for name, sess in ort_sessions(args.model, calib, name0, args.threads).items():
             calls[name] = lambda s=sess: s.run(None, {name0: x[0]})
@@ -114,7 +121,7 @@ def host_table(
 
 
 def a53_table(
-    model: ImportedModel, builds: dict[str, Plan | None], x: np.ndarray, sh: str, args
+    model: ImportedModel, builds: dict[str, Plan | None], x: list[np.ndarray], sh: str, args
 ) -> str:  # noqa: ANN001
     names, vmfbs, flags = [], [], ()
     for pname, target in a53_targets().items():
@@ -123,7 +130,7 @@ def a53_table(
                 names.append(f"{bname} / {pname}")
                 vmfbs.append(Engine(args.model_for(plan), target).build(plan))
                 flags = target.runtime_flags
-    est = A53Estimator(sh).cycles(vmfbs, model.function, [x], flags)
+    est = A53Estimator(sh).cycles(vmfbs, model.function, x, flags)
     cycles = dict(zip(names, est, strict=True))
     base = cycles["fp32 / default"]
     lines = [
@@ -150,9 +157,13 @@ def main() -> int:
     ap.add_argument("--calib-limit", type=int, default=32)
     ap.add_argument("--no-ort", action="store_true", help="skip onnxruntime")
     ap.add_argument("--no-host", action="store_true", help="skip the host timings")
+    ap.add_argument("--tokenizer", help="tokenizer.json: --calib is a .txt of sentences")
+    ap.add_argument("--seq-len", type=int, default=64, help="with --tokenizer: token inputs [1, S]")
     args = ap.parse_args()
 
-    model = import_onnx(args.model)
+    shapes = {n: [1, args.seq_len] for n in token_inputs(args.model)} if args.tokenizer else None
+    source = TextSource(args.tokenizer) if args.tokenizer else PRESETS[args.preprocess]
+    model = import_onnx(args.model, shapes)
     engine = Engine(model, get_target("host"))
     equalized: dict[tuple, ImportedModel] = {}
 
@@ -161,13 +172,11 @@ def main() -> int:
         if plan is None or not plan.equalization:
             return model
         if plan.equalization not in equalized:
-            equalized[plan.equalization] = import_onnx(args.model, equalization=plan.equalization)
+            equalized[plan.equalization] = import_onnx(args.model, shapes, plan.equalization)
         return equalized[plan.equalization]
 
     args.model_for = model_for
-    args.samples = list(
-        iter_samples(args.calib, model.inputs, PRESETS[args.preprocess], args.calib_limit)
-    )
+    args.samples = list(iter_samples(args.calib, model.inputs, source, args.calib_limit))
     stats = run_fp32_pass(model, iter(args.samples), layers=engine.layers, reference_elements=None)
     builds: dict[str, Plan | None] = {
         "fp32": None,
@@ -183,7 +192,7 @@ def main() -> int:
         print(host_table(model, builds, args.samples[0], args))
     if args.a53est:
         print()
-        print(a53_table(model, builds, args.samples[0][0], args.a53est, args))
+        print(a53_table(model, builds, args.samples[0], args.a53est, args))
     return 0
 
 
