@@ -65,6 +65,30 @@ def test_layer_metrics_combine_weights_and_both_taps() -> None:
     assert layer_metrics([_layer(0)], plan, exact)[0].metrics.sqnr_delta_db == 0.0
 
 
+def test_a_layer_fed_the_exact_input_is_measured_from_the_cleanest_finite_input() -> None:
+    """First layers see the FP32 input itself (inf dB): their delta starts from the best finite
+    input SQNR of the model, so one adding little noise does not rank first."""
+    layers = [_layer(0), _layer(1), _layer(2)]
+    calib = CalibrationResult(
+        layers=tuple(
+            LayerCalibration(i, f"n{i}", _stats(-1.0, 3.0), _stats(0.0, 1.0)) for i in range(3)
+        ),
+        samples=1, inference_passes=1, invocations=1, num_taps=6,
+        compile_seconds=0.0, run_seconds=0.0, peak_rss_mb=0.0,
+    )  # fmt: skip
+    plan = build_plan("sha", layers, calib, QuantConfig())
+    errors = (
+        LayerError(0, "n0", math.inf, 50.0, 0, 0),  # adds little
+        LayerError(1, "n1", 45.0, 20.0, 0, 0),  # adds a lot
+        LayerError(2, "n2", 30.0, 28.0, 0, 0),
+    )
+    deltas = [
+        m.metrics.sqnr_delta_db
+        for m in layer_metrics(layers, plan, Int8PassResult(errors, 0, 1, 1, 1, 0, 0))
+    ]
+    assert deltas == [-5.0, 25.0, 2.0]
+
+
 def test_activation_matmul_scales_both_operands() -> None:
     """Attention's matmuls: the first operand as any input, the second symmetric, one scale."""
     lc = LayerCalibration(0, "n0", _stats(-1.0, 3.0), _stats(0.0, 1.0), rhs=_stats(-2.0, 0.5))
