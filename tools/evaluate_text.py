@@ -122,10 +122,12 @@ def main() -> int:
             rows.append((f"{ranker}, top {k}", k, *np.mean(got, axis=0)))
             print(rows[-1], file=sys.stderr, flush=True)
     name = os.path.basename(args.model)
+    acts = sum(lay.activation_matmul for lay in layers)
     lines = [
         f"{name}: {len(held)} held-out sentences, sequence length {args.seq_len}, "
         f"{analysis.calibration.samples} calibration sentences; {n} quantizable layers "
-        f"(weight MatMuls), {len(layers) - n} kept FP32 (activation x activation MatMuls)",
+        f"({n - acts} with a weight, {acts} activation x activation); first layers chosen: "
+        + "; ".join(f"{r} {list(map(int, o[0][: max(ks)]))}" for r, o in orders.items()),
         "",
         "| build | FP32 layers | cosine mean | cosine worst | NN agreement | embedding SQNR dB |",
         "|---|---|---|---|---|---|",
