@@ -130,7 +130,7 @@ def a53_table(
                 names.append(f"{bname} / {pname}")
                 vmfbs.append(Engine(args.model_for(plan), target).build(plan))
                 flags = target.runtime_flags
-    est = A53Estimator(sh).cycles(vmfbs, model.function, x, flags)
+    est = A53Estimator(sh).cycles(vmfbs, model.function, x, flags, len(model.outputs))
     cycles = dict(zip(names, est, strict=True))
     base = cycles["fp32 / default"]
     lines = [

@@ -71,3 +71,15 @@ def test_missing_script_or_qemu_is_refused(tmp_path, monkeypatch) -> None:  # no
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(QuantuneError, match="needs qemu-aarch64"):
         A53Estimator(_script(tmp_path, FAKE))
+
+
+def test_every_output_beyond_the_first_gets_a_file(tmp_path) -> None:  # noqa: ANN001
+    """iree-run-module wants an --output per result; the script names the first one."""
+    script = FAKE.replace(
+        '[ "$*" = "--input=@${input%input0.npy}input1.npy --flag=1" ]',
+        'd=${input%input0.npy}; [ "$*" = "--input=@${d}input1.npy --output=@${d}extra1.npy '
+        '--output=@${d}extra2.npy --flag=1" ]',
+    )
+    est = A53Estimator(_script(tmp_path, script))
+    inputs = [np.zeros((1, 3), np.float32), np.ones((2,), np.float32)]
+    assert est.cycles([b"x" * 4], "main", inputs, ["--flag=1"], num_outputs=3) == [4.0]

@@ -44,14 +44,20 @@ class A53Estimator:
         function: str,
         inputs: Sequence[np.ndarray],
         runtime_flags: Sequence[str] = (),
+        num_outputs: int = 1,
     ) -> list[float]:
-        """Estimated cycles of one call of `function` on `inputs`, for each vmfb."""
+        """Estimated cycles of one call of `function` on `inputs`, for each vmfb. The script
+        writes the first output; the others (`num_outputs` in all) go to files of their own, as
+        iree-run-module wants an --output per result."""
         with tempfile.TemporaryDirectory(prefix="quantune-a53est-") as tmp:
             args = []
             for i, x in enumerate(inputs):
                 path = os.path.join(tmp, f"input{i}.npy")
                 np.save(path, x)
                 args.append(path if i == 0 else f"--input=@{path}")
+            args += [
+                f"--output=@{os.path.join(tmp, f'extra{k}.npy')}" for k in range(1, num_outputs)
+            ]
             args += list(runtime_flags)
 
             def one(i: int) -> float:

@@ -70,7 +70,9 @@ def _costs(
         calls = {k: engine.load(p, what="speed probe") for k, p in plans.items()}
         return time_calls({k: (lambda r=r: r(list(sample))) for k, r in calls.items()}, reps), "ms"
     vmfbs = [engine.build(p) for p in plans.values()]
-    cycles = estimator.cycles(vmfbs, engine.model.function, sample, engine.target.runtime_flags)
+    cycles = estimator.cycles(
+        vmfbs, engine.model.function, sample, engine.target.runtime_flags, len(engine.model.outputs)
+    )
     return {k: c / 1e6 for k, c in zip(plans, cycles, strict=True)}, "Mcycles"
 
 
@@ -112,7 +114,11 @@ def plan_latency(
     if estimator is not None:
         fp32 = engine.build(None)
         cycles = estimator.cycles(
-            [vmfb, fp32], engine.model.function, sample, engine.target.runtime_flags
+            [vmfb, fp32],
+            engine.model.function,
+            sample,
+            engine.target.runtime_flags,
+            len(engine.model.outputs),
         )
         return cycles[0] / 1e6, cycles[1] / 1e6, "Mcycles"
     built = engine.run_vmfb(vmfb)
