@@ -82,3 +82,15 @@ def test_the_plan_builds_for_cortex_a53_and_runs_under_qemu(built, tmp_path) -> 
     for ids, mask in _samples(model, tok, held)[:3]:
         got = run_module_cli(str(a53), "tiny_encoder", [ids, mask], 2, tool=tool, wrapper=QEMU)
         np.testing.assert_allclose(got[1], host([ids, mask])[1], rtol=1e-4, atol=1e-5)
+
+
+def test_run_takes_a_text_models_token_arrays(built, tmp_path) -> None:
+    """`quantune-iree run` on the encoder's vmfb: its sidecar names a tokenizer, not images."""
+    from quantune_iree.io.run_vmfb import run_vmfb
+
+    model, tok, held, out = built
+    ids, mask = _samples(model, tok, held)[0]
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    text = run_vmfb(str(out), [str(tmp_path / "ids.npy"), str(tmp_path / "mask.npy")])
+    assert "pooled: float32[1, 16]" in text

@@ -67,8 +67,8 @@ def run_vmfb(
                     for k, v in side["preprocessing"].items()
                 }
             )
-            if side.get("preprocessing")
-            else None
+            if side.get("preprocessing") and "tokenizer" not in side["preprocessing"]
+            else None  # a text model's inputs are token arrays here
         )
     )
     arrays = []
