@@ -51,11 +51,9 @@ def clear_rows(ref: np.ndarray, margin: float = CLEAR_MARGIN) -> np.ndarray:
     return (top2[:, 1] - top2[:, 0]) >= margin
 
 
-def nn_agreement(ref: np.ndarray, got: np.ndarray, rows: np.ndarray | None = None) -> float:
-    """Fraction of rows (of `rows`, a mask) whose most cosine-similar other row is the same
-    under both."""
-    same = _similarities(ref).argmax(axis=1) == _similarities(got).argmax(axis=1)
-    return float(np.mean(same if rows is None else same[rows]))
+def same_neighbour(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Per row: whether its most cosine-similar other row is the same under both."""
+    return _similarities(ref).argmax(axis=1) == _similarities(got).argmax(axis=1)
 
 
 def embeddings(engine: Engine, plan: Plan | None, samples: list, index: int) -> np.ndarray:
@@ -67,8 +65,9 @@ def scores(ref: np.ndarray, got: np.ndarray) -> tuple[float, float, float, float
     cos = np.array(cosine_similarities(ref, got))
     acc = ErrorAccumulator()
     acc.add(ref, got)
-    clear = nn_agreement(ref, got, clear_rows(ref))
-    return float(cos.mean()), float(cos.min()), nn_agreement(ref, got), clear, acc.sqnr_db
+    same = same_neighbour(ref, got)
+    clear = float(np.mean(same[clear_rows(ref)]))
+    return float(cos.mean()), float(cos.min()), float(np.mean(same)), clear, acc.sqnr_db
 
 
 def main() -> int:

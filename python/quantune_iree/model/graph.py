@@ -3,6 +3,7 @@ interface."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -44,11 +45,4 @@ class ImportedModel:
         floats = [i for i, o in enumerate(self.outputs) if o.dtype.startswith(("float", "bfloat"))]
         if not floats:
             return 0
-        return min(floats, key=lambda i: (_elements(self.outputs[i].shape), i))
-
-
-def _elements(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+        return min(floats, key=lambda i: (math.prod(self.outputs[i].shape), i))
