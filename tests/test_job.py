@@ -22,8 +22,9 @@ from quantune_iree.cli import main
 from quantune_iree.errors import QuantuneError
 from quantune_iree.ir.apply_plan import apply_plan
 from quantune_iree.ir.importer import import_onnx
+from quantune_iree.ir.smooth import AUTO_STRENGTHS
 from quantune_iree.job import JobOptions, output_paths, run_job
-from quantune_iree.model.plan import plan_from_json
+from quantune_iree.model.plan import EqualizedPair, plan_from_json
 from targets_env import QEMU, require_lavapipe, require_qemu
 
 
@@ -35,13 +36,7 @@ def calib(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def compiled(conv_stack_path, calib, tmp_path_factory):  # noqa: ANN201
     out = tmp_path_factory.mktemp("out") / "cs.vmfb"
-    opts = JobOptions(
-        model=conv_stack_path,
-        output=str(out),
-        calib=calib,
-        target=get_target("host"),
-        fp32_layers=2,
-    )
+    opts = JobOptions(conv_stack_path, str(out), calib, target=get_target("host"), fp32_layers=2)
     return opts, run_job(opts, build=True)
 
 
@@ -84,12 +79,15 @@ def test_fp32_layers_compile_to_float_and_int8_to_integer_dispatches(compiled, t
 def test_default_techniques_are_recorded_and_the_equalized_model_is_the_same_function(
     compiled,
 ) -> None:
-    """conv0 → Relu → dwconv1 is equalized (the probe: 5 samples), the FP32 build computes the
-    same function, and the plan and report say what ran."""
+    """conv0 → Relu → dwconv1 is equalized and layer inputs smoothed (the probe: 5 samples), the
+    FP32 build computes the same function, and the plan and report say what ran."""
     opts, result = compiled
     plan = result.plan
-    assert [(p.first, p.second) for p in plan.equalization] == [("conv0", "dwconv1")]
-    assert max(plan.equalization[0].scales) == 1.0 > min(plan.equalization[0].scales)
+    pairs = [p for p in plan.equalization if isinstance(p, EqualizedPair)]
+    assert [(p.first, p.second) for p in pairs] == [("conv0", "dwconv1")]  # pairs first
+    assert max(pairs[0].scales) == 1.0 > min(pairs[0].scales) and plan.equalization[0] == pairs[0]
+    smoothed = plan.smoothing
+    assert smoothed and all(e.strength in AUTO_STRENGTHS for e in smoothed.values())
     c = plan.config
     want = ("percentile", "gptq", "analytic")
     assert (c.calibration, c.weight_rounding, c.bias_correction) == want
@@ -98,6 +96,8 @@ def test_default_techniques_are_recorded_and_the_equalized_model_is_the_same_fun
     assert "1 conv pairs equalized before import" in report and "probe run over 5" in report
     assert "3 full inference passes (FP32, INT8, and the equalization probe" in report
     assert "gptq (" in report and "analytic (up to " in report
+    assert f"{len(smoothed)} layer inputs smoothed (by each layer's simulated" in report
+    assert report.count("| α ") == len(smoothed)
     plain = Engine(import_onnx(opts.model), get_target("host")).load(None)
     eq = Engine(import_onnx(opts.model, equalization=plan.equalization), get_target("host"))
     equalized = eq.load(None)

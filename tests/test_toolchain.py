@@ -30,11 +30,12 @@ def _tool(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def compiled(conv_stack_path, tmp_path_factory):  # noqa: ANN001, ANN201
-    """`quantune-iree compile` of conv_stack for MLIR toolchains (no equalization, which
-    rewrites the ONNX graph): its plan and its vmfb."""
+    """`quantune-iree compile` of conv_stack for MLIR toolchains (no equalization and no
+    smoothing, which rewrite the ONNX graph): its plan and its vmfb."""
     out = tmp_path_factory.mktemp("compiled")
     calib = npy_folder(out / "calib", conv_stack_inputs(3, seed=1))
-    args = ["--calib", calib, "--equalization", "none", "-o", str(out / "m.vmfb")]
+    args = ["--calib", calib, "--equalization", "none", "--smoothing", "none"]
+    args += ["-o", str(out / "m.vmfb")]
     assert main(["compile", conv_stack_path, *args]) == 0
     return str(out / "m.plan.json"), (out / "m.vmfb").read_bytes()
 
@@ -108,7 +109,7 @@ def test_opt_refusals(conv_stack_path, compiled, tmp_path, capsys) -> None:
     equalized = dataclasses.replace(
         plan_from_json(text, plan), equalization=(EqualizedPair("a", "b", (1.0,)),)
     )
-    with pytest.raises(QuantuneError, match="equalizes 1 conv pairs.*--equalization none"):
+    with pytest.raises(QuantuneError, match="rescales 1 conv pairs.*--smoothing none"):
         toolchain.opt(torch_text, equalized)
 
 

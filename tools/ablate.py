@@ -7,8 +7,8 @@ pass only where a configuration needs one (empirical bias correction, the rankin
 plans). Reports output SQNR, top-1 agreement with FP32 on all dev images and on the confident
 subset (FP32's top-1 probability >= --confident), and labelled top-1.
 
-Configurations: CALIBRATION[@PERCENTILE][:ROUNDING][:BIAS][:EQUALIZATION], e.g. `minmax`,
-`percentile:gptq:analytic`, `percentile:gptq:analytic:activations`.
+Configurations: CALIBRATION[@PERCENTILE][:ROUNDING][:BIAS][:EQUALIZATION][:SMOOTHING], e.g.
+`minmax`, `percentile:gptq:analytic`, `percentile:gptq:analytic:activations:auto`.
 
 Usage: python tools/ablate.py [EVAL_DIR] [--models mobilenet_v2.onnx,...] [--configs C,...]
            [--fp32-fractions 0.05,0.1] [--out docs/results/accuracy.md]
@@ -33,7 +33,7 @@ from quantune_iree.io.dataset import PRESETS, calibration_files, load_image
 from quantune_iree.ir.equalize import weight_equalization
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
-from quantune_iree.job import JobOptions, equalize_activations
+from quantune_iree.job import JobOptions, rescale_inputs
 from quantune_iree.model.plan import Plan, QuantConfig, with_precisions
 from quantune_iree.stages.analysis import analyze
 from quantune_iree.stages.fp32_pass import run_fp32_pass
@@ -45,7 +45,8 @@ DEFAULT_CONFIGS = (
     "percentile:gptq:analytic,percentile:gptq:empirical,auto:gptq:analytic,"
     "minmax:nearest:none:weights,percentile:gptq:analytic:weights,"
     "minmax:nearest:none:activations,percentile:gptq:none:activations,"
-    "percentile:gptq:analytic:activations,percentile:gptq:empirical:activations"
+    "percentile:gptq:analytic:activations,percentile:gptq:empirical:activations,"
+    "percentile:gptq:analytic:activations:0.5,percentile:gptq:analytic:activations:auto"
 )
 
 
@@ -58,6 +59,7 @@ def parse_config(text: str) -> QuantConfig:
         weight_rounding=parts[1] if len(parts) > 1 else "nearest",
         bias_correction=parts[2] if len(parts) > 2 else "none",
         equalization=parts[3] if len(parts) > 3 else "none",
+        smoothing=parts[4] if len(parts) > 4 else "none",
     )
 
 
@@ -99,20 +101,21 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
     dev = load_devset(args.eval_dir, plain, preset)
     mask = dev.confident(args.confident)
     rows: list[Row] = []
-    prepared: dict[bool, tuple] = {}
+    prepared: dict[tuple[str, str], tuple] = {}
     for text in args.configs.split(","):
         config = parse_config(text)
-        if config.equalization not in prepared:
-            model, layers = plain, layer_table(plain)
+        key = (config.equalization, config.smoothing)
+        if key not in prepared:
+            model = plain
             if config.equalization == "weights":
                 model = import_onnx(path, equalization=weight_equalization)
-            elif config.equalization == "activations":
+            if config.equalization == "activations" or config.smoothing != "none":
                 opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=config)
-                model, _ = equalize_activations(opts, plain, layers)
+                model, _ = rescale_inputs(opts, model, layer_table(model))
             layers = layer_table(model)
             fp32 = run_fp32_pass(model, samples(), layers=layers, second_moments=True)
-            prepared[config.equalization] = (model, layers, fp32, Engine(model, get_target("host")))
-        model, layers, fp32, engine = prepared[config.equalization]
+            prepared[key] = (model, layers, fp32, Engine(model, get_target("host")))
+        model, layers, fp32, engine = prepared[key]
         plan = build_plan(model.sha256, layers, fp32, config)
         passes = 1
         if config.bias_correction == "empirical":
@@ -122,10 +125,10 @@ def ablate_model(args: argparse.Namespace, name: str) -> tuple[list[Row], int, i
         rows.append(score(dev, mask, engine, plan, f"full INT8, {text}", passes))
     # Mixed plans: the default configuration's analysis (the product's two passes), ranked.
     default = QuantConfig()
-    model, layers = prepared.get(default.equalization, (None, None, None, None))[:2]
+    model, layers = prepared.get((default.equalization, default.smoothing), (None, None))[:2]
     if model is None:
         opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=default)
-        model, _ = equalize_activations(opts, plain, layer_table(plain))
+        model, _ = rescale_inputs(opts, plain, layer_table(plain))
         layers = layer_table(model)
     analysis = analyze(model, layers, samples, default)
     ranking = rank_layers(analysis.layers, "combined")

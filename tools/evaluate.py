@@ -40,6 +40,7 @@ from quantune_iree.io.charts import agreement_png
 from quantune_iree.io.dataset import PRESETS, iter_samples
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
+from quantune_iree.job import JobOptions, rescale_inputs
 from quantune_iree.model.graph import ImportedModel
 from quantune_iree.model.plan import QuantConfig, with_precisions
 from quantune_iree.model.results import Analysis
@@ -139,10 +140,14 @@ def grid_scan(
 
 def evaluate_model(name: str, args: argparse.Namespace) -> None:
     preset = PRESETS[PREPROCESS[name]]
-    model = import_onnx(os.path.join(args.eval_dir, "models", name))
-    layers = layer_table(model)
+    path = os.path.join(args.eval_dir, "models", name)
+    plain = import_onnx(path)
     calib_dir = os.path.join(args.eval_dir, "images", "calib")
-    config = replace(QuantConfig(), calibration=args.calibration)
+    config = replace(QuantConfig(), calibration=args.calibration, smoothing=args.smoothing)
+    # The default configuration's rescaling (equalization, smoothing), as the product does it.
+    opts = JobOptions(path, "", calib=calib_dir, preprocess=preset, config=config)
+    model, _ = rescale_inputs(opts, plain, layer_table(plain))
+    layers = layer_table(model)
     analysis = analyze(model, layers, lambda: iter_samples(calib_dir, model.inputs, preset), config)
     n = len(analysis.layers)
     ids = [m.layer_id for m in analysis.layers]
@@ -348,6 +353,7 @@ def main() -> int:
     ap.add_argument("--rankers", default="combined,random")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--calibration", default=QuantConfig().calibration)
+    ap.add_argument("--smoothing", default=QuantConfig().smoothing)
     ap.add_argument("--greedy-max", type=int, default=8, help="greedy stops after this many")
     ap.add_argument("--greedy-tries", type=int, default=16, help="... or this many tried")
     ap.add_argument("--target-agreement", default=None, metavar="PCT[,PCT..]")

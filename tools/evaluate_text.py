@@ -29,6 +29,7 @@ from quantune_iree.io.dataset import iter_samples
 from quantune_iree.io.text import TextSource, token_inputs
 from quantune_iree.ir.importer import import_onnx
 from quantune_iree.ir.layers import layer_table
+from quantune_iree.job import JobOptions, rescale_inputs
 from quantune_iree.model.plan import Plan, QuantConfig, with_precisions
 from quantune_iree.stages.analysis import analyze
 from quantune_iree.stages.search import output_sqnr
@@ -81,20 +82,27 @@ def main() -> int:
     ap.add_argument("--ks", default="1,2,4")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rankers", default="combined,random,loo")
+    ap.add_argument("--smoothing", default=QuantConfig().smoothing)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
     shapes = {n: [1, args.seq_len] for n in token_inputs(args.model)}
-    model = import_onnx(args.model, shapes)
-    layers = layer_table(model)
     source = TextSource(args.tokenizer)
+    config = QuantConfig(smoothing=args.smoothing)
+    opts = JobOptions(
+        args.model, "", calib=args.calib, calib_limit=args.calib_limit, preprocess=source,
+        input_shapes=shapes, config=config,
+    )  # fmt: skip
+    plain = import_onnx(args.model, shapes)
+    model, _ = rescale_inputs(opts, plain, layer_table(plain))
+    layers = layer_table(model)
 
     def calib():  # noqa: ANN202
         return iter_samples(args.calib, model.inputs, source, args.calib_limit)
 
     held = list(iter_samples(args.eval, model.inputs, source))
     t0 = time.perf_counter()
-    analysis = analyze(model, layers, calib, QuantConfig())
+    analysis = analyze(model, layers, calib, config)
     print(f"analysis {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     engine = Engine(model, get_target("host"))
     index = model.primary_output

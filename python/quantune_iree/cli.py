@@ -149,6 +149,7 @@ def _job_options(args: argparse.Namespace, target=None):  # noqa: ANN001, ANN202
             bias_correction=args.bias_correction,
             weight_rounding=args.weight_rounding,
             equalization=args.equalization,
+            smoothing=args.smoothing,
         ),
         equalization_probe=args.equalization_probe,
         ranker=args.ranker,

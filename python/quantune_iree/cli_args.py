@@ -304,10 +304,19 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
         f"(default {default.equalization})",
     )
     g.add_argument(
+        "--smoothing",
+        default=default.smoothing,
+        metavar="{none,auto,ALPHA}",
+        help="input smoothing (SmoothQuant) before import, function-preserving: each 1x1 conv, "
+        "Gemm and MatMul's input channels divided by scales its weight takes on; auto picks "
+        "each layer's strength (or none) by its simulated int8 error on probed inputs, ALPHA "
+        f"in (0, 1] uses one strength (default {default.smoothing})",
+    )
+    g.add_argument(
         "--equalization-probe",
         type=int,
         metavar="N",
-        help="run the activation-equalization probe on the first N calibration samples only "
+        help="run the equalization and smoothing probe on the first N calibration samples only "
         "(default all: one more pass, reported)",
     )
     g.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import onnx
+
 from .algo.ranking import rank_layers
 from .algo.selection import (
     OBJECTIVES,
@@ -30,14 +32,17 @@ from .io.dataset import Preprocess, check_calibration, iter_samples, samples_in_
 from .io.output import check_writable, write_all_atomic
 from .io.sidecar import sidecar_json
 from .io.text import TextSource
-from .ir.equalize import activation_equalization, weight_equalization
+from .ir.equalize import activation_equalization, apply_equalization, weight_equalization
 from .ir.importer import import_onnx
 from .ir.layers import layer_table
+from .ir.smooth import input_smoothing, probed
 from .model.graph import ImportedModel
 from .model.layer import Layer
 from .model.plan import (
+    EqualizedPair,
     Plan,
     QuantConfig,
+    Rescaling,
     check_plan_matches,
     plan_from_json,
     plan_to_json,
@@ -46,7 +51,7 @@ from .model.plan import (
 from .model.results import Analysis, JobOutcome, KindSpeed, Selection, Verification
 from .model.target import Target
 from .stages.analysis import analyze
-from .stages.fp32_pass import input_channel_ranges
+from .stages.fp32_pass import probe_inputs
 from .stages.search import min_sqnr_selection
 from .stages.speed_probe import check_probe_target, measure_kinds, plan_latency
 from .stages.verify import verify_build, verify_device
@@ -218,16 +223,22 @@ def _estimator(opts: JobOptions) -> A53Estimator | None:
     return A53Estimator(script)
 
 
-def equalize_activations(
+def rescale_inputs(
     opts: JobOptions, model: ImportedModel, layers: Sequence[Layer]
 ) -> tuple[ImportedModel, tuple[int, float]]:
-    """Re-imports the model with the channel ranges of its depthwise convs' inputs evened out
-    (ir.equalize.activation_equalization), measured by a probe over the calibration samples
-    (the first `opts.equalization_probe` of them). Returns the model and (samples, seconds)."""
+    """Re-imports the model with its layers' inputs rescaled as the config asks, measured by one
+    probe over the calibration samples (the first `opts.equalization_probe` of them): activation
+    equalization evens out depthwise convs' input channels (ir.equalize), input smoothing moves
+    other layers' input outliers into their weights (ir.smooth). Returns the model and
+    (samples, seconds)."""
     assert opts.calib is not None
+    cfg = opts.config
     t0 = time.perf_counter()
     depthwise = [lay for lay in layers if lay.kind == "depthwise_conv"]
-    if not depthwise:
+    if cfg.equalization != "activations":
+        depthwise = []
+    smoothed = [lay for lay in layers if probed(lay)] if cfg.smoothing != "none" else []
+    if not depthwise and not smoothed:
         return model, (0, 0.0)
     limits = [n for n in (opts.calib_limit, opts.equalization_probe) if n is not None]
     limit = min(limits) if limits else None
@@ -239,8 +250,21 @@ def equalize_activations(
             count += 1
             yield sample
 
-    ranges = input_channel_ranges(model, depthwise, samples())
-    model = import_onnx(opts.model, opts.input_shapes, lambda m: activation_equalization(m, ranges))
+    probes = probe_inputs(model, depthwise, samples(), rows=smoothed)
+    percentile = 100.0 if cfg.calibration == "minmax" else cfg.percentile
+
+    def rescalings(graph: onnx.ModelProto) -> list[Rescaling]:
+        pairs: list[EqualizedPair] = []
+        if depthwise:
+            pairs = activation_equalization(graph, {k: p.ranges for k, p in probes.items()})
+        elif cfg.equalization == "weights":
+            pairs = weight_equalization(graph)
+        if not smoothed:
+            return list(pairs)
+        equalized = apply_equalization(graph, pairs)
+        return [*pairs, *input_smoothing(equalized, probes, cfg.smoothing, percentile)]
+
+    model = import_onnx(opts.model, opts.input_shapes, rescalings)
     return model, (count, time.perf_counter() - t0)
 
 
@@ -296,6 +320,7 @@ def run_job(
         check_i8_storage(opts.target)
     saved = _read_plan(opts.plan) if opts.plan else None
     mode = "none" if saved else opts.config.equalization
+    smoothing = "none" if saved else opts.config.smoothing
     model = import_onnx(
         opts.model,
         opts.input_shapes,
@@ -306,8 +331,8 @@ def run_job(
     if opts.calib is not None and not isinstance(opts.calib, str):
         opts = replace(opts, calib=samples_in_memory(opts.calib, model.inputs, notes))
     probe: tuple[int, float] | None = None
-    if mode == "activations" and opts.calib is not None:
-        model, probe = equalize_activations(opts, model, layers)
+    if (mode == "activations" or smoothing != "none") and opts.calib is not None:
+        model, probe = rescale_inputs(opts, model, layers)
         layers = layer_table(model)
     analysis: Analysis | None = None
     selection: Selection | None = None

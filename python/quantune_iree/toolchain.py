@@ -33,13 +33,14 @@ from .model.target import Target
 def match_plan(plan: Plan, layers: Sequence[Layer], sha256: str, source: str) -> Plan:
     """`plan` (made from an ONNX file) for this module: the same number of layers, in the same
     order, with the same node names wherever the module has names; weights must be readable
-    constants for every int8 layer. A plan that equalizes conv pairs is refused: that rewrites
-    the ONNX graph before import, which MLIR input has no trace of."""
+    constants for every int8 layer. A plan that equalizes conv pairs or smooths inputs is
+    refused: that rewrites the ONNX graph before import, which MLIR input has no trace of."""
     if plan.equalization:
         raise QuantuneError(
-            f"{source}: the plan equalizes {len(plan.equalization)} conv pairs, a rewrite of the "
-            "ONNX graph this MLIR does not carry: make the plan with --equalization none, or "
-            "apply it to the ONNX model with `quantune-iree compile --plan`",
+            f"{source}: the plan rescales {len(plan.equalization)} conv pairs or layer inputs, "
+            "a rewrite of the ONNX graph this MLIR does not carry: make the plan with "
+            "--equalization none --smoothing none, or apply it to the ONNX model with "
+            "`quantune-iree compile --plan`",
             file=source,
         )
     if len(plan.layers) != len(layers):

@@ -177,9 +177,10 @@ def plan_rows(plan: Plan) -> list[dict[str, str]]:
 
 def _technique_columns(plan: Plan, lp: LayerPlan) -> dict[str, str]:
     """What was applied to the layer's int8 form: its activation range method, its weight
-    rounding (with the share of weights GPTQ moved off nearest) and its bias correction."""
+    rounding (with the share of weights GPTQ moved off nearest), its bias correction and its
+    input smoothing (strength, and the range of its channel scales)."""
     if lp.activation is None:
-        return {"range": "", "weight_rounding": "", "bias_correction": ""}
+        return {"range": "", "weight_rounding": "", "bias_correction": "", "smoothing": ""}
     offsets = lp.weight_offsets
     rounding = (
         "nearest"
@@ -191,7 +192,18 @@ def _technique_columns(plan: Plan, lp: LayerPlan) -> dict[str, str]:
         if lp.bias_correction
         else "none"
     )
-    return {"range": lp.range_method, "weight_rounding": rounding, "bias_correction": corr}
+    smoothed = plan.smoothing.get(lp.node)
+    smooth = (
+        f"α {smoothed.strength:g} (x{_fmt(min(smoothed.scales))}-{_fmt(max(smoothed.scales))})"
+        if smoothed
+        else "none"
+    )
+    return {
+        "range": lp.range_method,
+        "weight_rounding": rounding,
+        "bias_correction": corr,
+        "smoothing": smooth,
+    }
 
 
 def plan_csv(plan: Plan) -> str:
@@ -241,12 +253,16 @@ _HOW = {
 
 def _config_text(outcome: JobOutcome) -> str:
     """The quantization configuration and how each technique got its data."""
-    cfg, pairs, probe = outcome.plan.config, outcome.plan.equalization, outcome.equalization_probe
+    cfg, probe = outcome.plan.config, outcome.equalization_probe
+    smoothed = len(outcome.plan.smoothing)
+    pairs = len(outcome.plan.equalization) - smoothed
     pct = f" ({cfg.percentile}%)" if cfg.calibration in ("percentile", "auto") else ""
-    eq = f"; {len(pairs)} conv pairs equalized before import" if pairs else "; no equalization"
-    if pairs and probe:
+    eq = f"; {pairs} conv pairs equalized before import" if pairs else "; no equalization"
+    how = "by each layer's simulated int8 error" if cfg.smoothing == "auto" else "one strength"
+    eq += f"; {smoothed} layer inputs smoothed ({how})" if smoothed else "; no smoothing"
+    if (pairs or smoothed) and probe:
         eq += (
-            f" (channel ranges of depthwise inputs, from a probe run over {probe[0]} "
+            f" (channel ranges and sampled inputs from a probe run over {probe[0]} "
             f"calibration samples before the analysis, {probe[1]:.1f} s)"
         )
     return (

@@ -20,10 +20,10 @@ from ..errors import QuantuneError
 from ..io.output import file_sha256
 from ..model.graph import ImportedModel, TensorSpec
 from ..model.layer import ConvGeometry
-from ..model.plan import EqualizedPair
+from ..model.plan import Rescaling
 from . import session as ir_session
-from .equalize import apply_equalization
 from .normalize import flatten_weight_matmuls
+from .smooth import apply_rescalings
 
 # Above this many elements a single tensor is refused before anything is allocated.
 MAX_TENSOR_ELEMENTS = 1 << 31
@@ -214,12 +214,12 @@ def conv_geometry(node: onnx.NodeProto) -> ConvGeometry | None:
 def import_onnx(
     path: str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
-    equalization: Sequence[EqualizedPair]
-    | Callable[[onnx.ModelProto], Sequence[EqualizedPair]] = (),
+    equalization: Sequence[Rescaling] | Callable[[onnx.ModelProto], Sequence[Rescaling]] = (),
 ) -> ImportedModel:
     """Imports `path` and lowers it to IREE's `input` phase (linalg on tensors, unfused).
-    `equalization`: cross-layer equalization applied to the ONNX graph first, as these pairs
-    (a plan's), or as the function gives them for the graph (ir.equalize)."""
+    `equalization`: cross-layer equalization and input smoothing applied to the ONNX graph
+    first, as these entries (a plan's), or as the function gives them for the graph
+    (ir.equalize, ir.smooth)."""
     model = load_onnx(path)
     check_memory(model, path)
     if input_shapes:
@@ -228,7 +228,7 @@ def import_onnx(
     pairs = tuple(equalization(model) if callable(equalization) else equalization)
     if pairs:
         try:
-            model = apply_equalization(model, pairs)
+            model = apply_rescalings(model, pairs)
         except ValueError as exc:
             raise QuantuneError(f"{path}: cannot equalize: {exc}", file=path) from None
     try:

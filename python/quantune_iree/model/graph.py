@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .layer import ConvGeometry
-from .plan import EqualizedPair
+from .plan import Rescaling
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class ImportedModel:
     notes: tuple[str, ...] = ()  # what the import assumed (e.g. a dynamic batch taken as 1)
     # Conv nodes' ONNX geometry by node name (empty for MLIR input, which has no ONNX graph).
     conv_geometry: Mapping[str, ConvGeometry] = field(default_factory=dict)
-    # Cross-layer equalization applied to the ONNX graph before import (ir.equalize).
-    equalization: tuple[EqualizedPair, ...] = ()
+    # Cross-layer equalization and input smoothing applied to the ONNX graph before import.
+    equalization: tuple[Rescaling, ...] = ()
 
     @property
     def primary_output(self) -> int:

@@ -24,6 +24,9 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse", "auto")
 BIAS_CORRECTIONS = ("none", "analytic", "empirical")
 WEIGHT_ROUNDINGS = ("nearest", "gptq")
 EQUALIZATIONS = ("none", "weights", "activations")
+# Input smoothing: none, auto (each layer's strength chosen by its simulated error), or one
+# strength in (0, 1] for every layer (ir.smooth).
+SMOOTHINGS = ("none", "auto")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,13 @@ class QuantConfig:
     bias_correction: str = "analytic"  # one of BIAS_CORRECTIONS
     weight_rounding: str = "gptq"  # one of WEIGHT_ROUNDINGS
     equalization: str = "activations"  # one of EQUALIZATIONS (ir.equalize)
+    smoothing: str = "auto"  # one of SMOOTHINGS, or a strength in (0, 1] (ir.smooth)
 
     def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHINGS and smoothing_strength(self.smoothing) is None:
+            raise QuantuneError(
+                f"unknown smoothing '{self.smoothing}'; choose none, auto or a strength in (0, 1]"
+            )
         for value, choices, what in (
             (self.calibration, CALIBRATION_METHODS, "calibration method"),
             (self.bias_correction, BIAS_CORRECTIONS, "bias correction"),
@@ -56,6 +64,15 @@ class QuantConfig:
         ):
             if value not in choices:
                 raise QuantuneError(f"unknown {what} '{value}'; choose from {', '.join(choices)}")
+
+
+def smoothing_strength(text: str) -> float | None:
+    """The fixed strength `text` names (a number in (0, 1]), else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0.0 < value <= 1.0 else None
 
 
 @dataclass(frozen=True)
@@ -104,13 +121,33 @@ class EqualizedPair:
 
 
 @dataclass(frozen=True)
+class SmoothedInput:
+    """Input smoothing of ONNX node `node` (a 1x1 conv, Gemm or MatMul with a constant weight):
+    input channel k divided by scales[k], the weight's input channel k multiplied by it
+    (ir.smooth applies it before import). `strength`: the α that gave the scales."""
+
+    node: str
+    strength: float
+    scales: tuple[float, ...]
+
+
+# What is applied to the ONNX graph before import, in order: cross-layer pairs, then smoothing.
+Rescaling = EqualizedPair | SmoothedInput
+
+
+@dataclass(frozen=True)
 class Plan:
     model_sha256: str
     config: QuantConfig
     layers: tuple[LayerPlan, ...]
     version: int = PLAN_VERSION
-    # Applied to the ONNX graph before import, so the layers' weights are the equalized ones.
-    equalization: tuple[EqualizedPair, ...] = ()
+    # Applied to the ONNX graph before import, so the layers' weights are the rescaled ones.
+    equalization: tuple[Rescaling, ...] = ()
+
+    @property
+    def smoothing(self) -> dict[str, SmoothedInput]:
+        """The smoothed layers' entries, by node name."""
+        return {e.node: e for e in self.equalization if isinstance(e, SmoothedInput)}
 
     @property
     def int8_layers(self) -> tuple[LayerPlan, ...]:
@@ -163,6 +200,7 @@ def plan_to_json(plan: Plan, tool: str) -> str:
             "bias_correction": plan.config.bias_correction,
             "weight_rounding": plan.config.weight_rounding,
             "equalization": plan.config.equalization,
+            "smoothing": plan.config.smoothing,
         },
         "summary": {
             "layers": len(plan.layers),
@@ -171,6 +209,8 @@ def plan_to_json(plan: Plan, tool: str) -> str:
         },
         "equalization": [
             {"first": p.first, "second": p.second, "scales": list(p.scales)}
+            if isinstance(p, EqualizedPair)
+            else {"smooth": p.node, "strength": p.strength, "scales": list(p.scales)}
             for p in plan.equalization
         ],
         "layers": [
@@ -265,6 +305,13 @@ def _layer_from_json(entry: Mapping[str, Any], source: str) -> LayerPlan:
     )
 
 
+def _rescaling(entry: Mapping[str, Any]) -> Rescaling:
+    scales = tuple(float(v) for v in entry["scales"])
+    if "smooth" in entry:
+        return SmoothedInput(str(entry["smooth"]), float(entry["strength"]), scales)
+    return EqualizedPair(str(entry["first"]), str(entry["second"]), scales)
+
+
 def plan_from_json(text: str, source: str) -> Plan:
     """Parses and checks a plan file; every problem is one QuantuneError naming `source`."""
     try:
@@ -289,6 +336,7 @@ def plan_from_json(text: str, source: str) -> Plan:
                 bias_correction=str(cfg.get("bias_correction", "none")),
                 weight_rounding=str(cfg.get("weight_rounding", "nearest")),
                 equalization=str(cfg.get("equalization", "none")),
+                smoothing=str(cfg.get("smoothing", "none")),
             )
         except QuantuneError as exc:
             raise QuantuneError(f"{source}: {exc}", file=source) from None
@@ -298,10 +346,7 @@ def plan_from_json(text: str, source: str) -> Plan:
             if layers[-1].layer_id != i:
                 raise QuantuneError(f"{source}: layer ids must be 0, 1, 2, … in order", file=source)
         sha = str(data["model_sha256"])
-        pairs = tuple(
-            EqualizedPair(str(e["first"]), str(e["second"]), tuple(float(v) for v in e["scales"]))
-            for e in data.get("equalization", [])
-        )
+        pairs = tuple(_rescaling(e) for e in data.get("equalization", []))
     except (KeyError, TypeError, ValueError) as exc:
         raise QuantuneError(
             f"{source}: malformed plan ({type(exc).__name__}: {exc})", file=source

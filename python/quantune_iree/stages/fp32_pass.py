@@ -16,10 +16,15 @@ from ..backend.engine import Engine
 from ..backend.targets import get_target
 from ..errors import QuantuneError
 from ..ir.layers import layer_table
+from ..ir.smooth import InputProbe
 from ..model.graph import ImportedModel
 from ..model.layer import Layer
 from ..model.results import CalibrationResult, LayerCalibration, TapReference
 from ..model.target import Target
+
+# The probe's sampled input positions per layer: per calibration sample, and in all.
+PROBE_ROWS_PER_SAMPLE = 64
+PROBE_ROWS = 2048
 
 
 def sample_positions(size: int, limit: int, seed: int) -> np.ndarray:
@@ -135,25 +140,46 @@ def run_fp32_pass(
     )
 
 
-def input_channel_ranges(
+def probe_inputs(
     model: ImportedModel,
     layers: Sequence[Layer],
     samples: Iterable[Sequence[np.ndarray]],
     *,
+    rows: Sequence[Layer] = (),
     target: Target | None = None,
-) -> dict[str, np.ndarray]:
-    """max |x_c| over `samples` of each input channel (axis 1) of `layers`, by node name: what
-    activation equalization evens out (ir.equalize). A probe over a few samples, not a pass."""
+) -> dict[str, InputProbe]:
+    """max |x_c| over `samples` of each input channel (axis 1) of `layers` and `rows`, by node
+    name: what activation equalization and input smoothing even out (ir.equalize, ir.smooth);
+    for the `rows` layers also input positions sampled for smoothing's simulated error
+    (PROBE_ROWS_PER_SAMPLE each, PROBE_ROWS in all). A probe over a few samples, not a pass."""
+    wanted = {layer.id: layer for layer in (*layers, *rows)}
+    sampled = {layer.id for layer in rows}
     runner = Engine(model, target or get_target("host")).load(
-        taps=[layer.id for layer in layers], what="equalization probe"
+        taps=sorted(wanted), what="equalization probe"
     )
     taps = runner.taps
     assert taps is not None
-    ranges: dict[str, np.ndarray] = {}
-    for sample in samples:
+    ranges: dict[int, list[np.ndarray]] = {i: [] for i in wanted}
+    kept: dict[int, list[np.ndarray]] = {i: [] for i in sampled}
+    origin: dict[int, list[np.ndarray]] = {i: [] for i in sampled}
+    counts = dict.fromkeys(sampled, 0)
+    rng = np.random.default_rng(0)
+    for n, sample in enumerate(samples):
         outputs = runner(sample)
-        for layer in layers:
-            x = np.abs(outputs[taps.input_result[layer.id]])
-            r = x.max(axis=tuple(d for d in range(x.ndim) if d != 1))
-            ranges[layer.node] = np.maximum(ranges[layer.node], r) if layer.node in ranges else r
-    return ranges
+        for i in wanted:
+            x = np.moveaxis(outputs[taps.input_result[i]], 1, -1)
+            x = x.reshape(-1, x.shape[-1])
+            ranges[i].append(np.abs(x).max(axis=0))
+            if i in sampled and counts[i] < PROBE_ROWS:
+                take = min(PROBE_ROWS_PER_SAMPLE, PROBE_ROWS - counts[i], len(x))
+                kept[i].append(x[rng.choice(len(x), take, replace=False)].astype(np.float32))
+                origin[i].append(np.full(take, n))
+                counts[i] += take
+    out = {}
+    for i, r in ranges.items():
+        if not r:
+            continue
+        rows = np.concatenate(kept[i]) if kept.get(i) else np.zeros((0, r[0].size), np.float32)
+        where = np.concatenate(origin[i]) if origin.get(i) else np.zeros(0, np.int64)
+        out[wanted[i].node] = InputProbe(np.stack(r), rows, where)
+    return out

@@ -32,8 +32,8 @@ from ..backend.runtime import Runner
 from ..backend.targets import get_target
 from ..backend.vulkan_device import VulkanDevice, vulkan_devices
 from ..errors import QuantuneError
-from ..ir.equalize import apply_equalization
 from ..ir.importer import import_onnx, load_onnx
+from ..ir.smooth import apply_rescalings
 from ..model.graph import ImportedModel
 from ..model.layer import Layer
 from ..model.plan import Plan
@@ -176,7 +176,7 @@ def _layers_alone(
     plan. None when a node cannot be taken out alone (unnamed, or fed by computed weights)."""
     original = load_onnx(model.path)
     if model.equalization:  # the weights the plan's scales were made for
-        original = apply_equalization(original, model.equalization)
+        original = apply_rescalings(original, model.equalization)
     graph = original.graph
     nodes = {n.name: n for n in graph.node if n.name}
     constants = {t.name: t for t in graph.initializer}
