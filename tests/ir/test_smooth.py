@@ -4,6 +4,9 @@ one alone, and a plan's entries re-apply to the same graph (JSON round trip incl
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,8 +18,8 @@ from quantune_iree.ir.layers import layer_table
 from quantune_iree.ir.smooth import (
     InputProbe,
     apply_rescalings,
-    cross_validated_error,
     apply_smoothing,
+    cross_validated_error,
     input_smoothing,
     probed,
     scales,
@@ -113,20 +116,16 @@ def test_smoothing_keeps_the_function() -> None:
     np.testing.assert_allclose(w1, w0 * s[None, :, None, None], rtol=1e-6)
 
 
-def test_smoothed_model_imports_with_the_layers_named_as_before() -> None:
-    path_model = apply_rescalings(_model(), _entries())
-    names = [lay.node for lay in layer_table_of(path_model)]
-    assert names == [lay.node for lay in layer_table_of(_model())]
-
-
-def layer_table_of(model: onnx.ModelProto, tmp: str | None = None) -> list:
-    import os
-    import tempfile
-
+def layer_table_of(model: onnx.ModelProto) -> list:
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(tmp or d, "m.onnx")
+        path = os.path.join(d, "m.onnx")
         onnx.save(model, path)
         return layer_table(import_onnx(path))
+
+
+def test_smoothed_model_imports_with_the_layers_named_as_before() -> None:
+    names = [lay.node for lay in layer_table_of(apply_rescalings(_model(), _entries()))]
+    assert names == [lay.node for lay in layer_table_of(_model())]
 
 
 def test_bad_entries_are_refused() -> None:
