@@ -29,7 +29,7 @@ from onnx import numpy_helper
 
 from ..model.layer import Layer
 from ..model.plan import EqualizedPair, Rescaling, SmoothedInput, smoothing_strength
-from .equalize import MAX_SCALE, apply_equalization
+from .equalize import MAX_SCALE, _attr, apply_equalization
 
 # The strengths `auto` tries for each layer besides leaving it alone.
 AUTO_STRENGTHS = (0.25, 0.5, 0.75, 0.95)
@@ -61,13 +61,6 @@ class InputProbe:
     def ranges(self) -> np.ndarray:
         """max |x_k| over all samples."""
         return self.sample_ranges.max(axis=0)
-
-
-def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
 
 
 def sites(model: onnx.ModelProto) -> dict[str, Site]:
